@@ -1,0 +1,109 @@
+package config
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// DefaultTransport is the transport used when the config names none: an
+// embedded NATS JetStream server storing under the data dir.
+const DefaultTransport = "embedded://"
+
+// DefaultBus always exists, whether or not the config declares it.
+const DefaultBus = "default"
+
+// Config is the whole declarative model: what busbar serves. The YAML file,
+// the JSON form and (later) the management API all speak this model.
+type Config struct {
+	// Transport is the URL of the Pub/Sub that holds buses, target queues and
+	// dead-letter queues: "embedded://" (default) for the embedded NATS
+	// JetStream server under --data-dir.
+	Transport string `yaml:"transport,omitempty" json:"transport,omitempty"`
+	// Ingest holds limits of the HTTP ingest API.
+	Ingest Ingest `yaml:"ingest,omitempty" json:"ingest,omitempty"`
+	// Buses declares the buses; "default" exists even when not listed.
+	Buses []Bus `yaml:"buses,omitempty" json:"buses,omitempty"`
+	// Rules select events from a bus and deliver them to targets.
+	Rules []Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
+}
+
+// Ingest limits what one HTTP request may carry.
+type Ingest struct {
+	// MaxBatchEntries is the most events one batch or PutEvents request may
+	// hold (default 1000).
+	MaxBatchEntries int `yaml:"max_batch_entries,omitempty" json:"max_batch_entries,omitempty"`
+	// MaxRequestBytes is the largest request body accepted (default 4 MiB).
+	MaxRequestBytes int64 `yaml:"max_request_bytes,omitempty" json:"max_request_bytes,omitempty"`
+}
+
+// Bus is a named, durable, ordered stream of events.
+type Bus struct {
+	// Name of the bus: letters, digits, '-' and '_', at most 64 characters.
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Retention is how long events stay on the bus after they were published
+	// (default 168h, 7 days).
+	Retention Duration `yaml:"retention,omitempty" json:"retention,omitempty"`
+	// MaxBytes caps the bus's storage; the oldest events go first (0 = no cap).
+	MaxBytes int64 `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+}
+
+// Rule selects events from one bus with an event pattern and delivers the
+// matching ones to each of its targets.
+type Rule struct {
+	// Name of the rule, unique across the config: letters, digits, '-' and '_'.
+	Name        string `yaml:"name" json:"name"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Bus the rule reads (default "default").
+	Bus string `yaml:"bus,omitempty" json:"bus,omitempty"`
+	// Enabled is true unless set to false; a disabled rule matches nothing
+	// and keeps its queued events.
+	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	// Pattern is an EventBridge event pattern (see docs/patterns.md). Absent
+	// matches every event on the bus.
+	Pattern json.RawMessage `yaml:"-" json:"pattern,omitempty"`
+	// Targets receive the matching events; each has its own durable queue.
+	Targets []Target `yaml:"targets" json:"targets"`
+}
+
+// IsEnabled reports whether the rule takes part in routing.
+func (r *Rule) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
+
+// Target is where a rule delivers: a sink plus its delivery policy.
+type Target struct {
+	// ID of the target, unique within its rule.
+	ID string `yaml:"id" json:"id"`
+	// Type of sink: "http".
+	Type string `yaml:"type" json:"type"`
+	// URL of the HTTP endpoint (type http).
+	URL string `yaml:"url,omitempty" json:"url,omitempty"`
+	// Method is the HTTP method (default POST).
+	Method string `yaml:"method,omitempty" json:"method,omitempty"`
+	// Headers are added to every request; values may be ${ENV} references.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Timeout of one delivery attempt (default 5s).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	// Mode is the CloudEvents HTTP binding mode: "structured" (default) or "binary".
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Retry bounds redelivery of failed attempts.
+	Retry Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
+	// Concurrency is how many events of this target may be in delivery at
+	// once (default 16). 1 keeps strict order.
+	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+}
+
+// Retry is a target's retry policy: exponential backoff with full jitter.
+type Retry struct {
+	// MaxAttempts counts the first attempt too (default 10).
+	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
+	// InitialInterval before the first retry (default 100ms).
+	InitialInterval Duration `yaml:"initial_interval,omitempty" json:"initial_interval,omitempty"`
+	// MaxInterval caps the backoff (default 30s).
+	MaxInterval Duration `yaml:"max_interval,omitempty" json:"max_interval,omitempty"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("5s", "1h30m").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }

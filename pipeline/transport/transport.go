@@ -1,0 +1,113 @@
+// Package transport opens the Pub/Sub that holds buses, target queues and
+// dead-letter queues, chosen by one URL (embedded://, nats://, later kafka://
+// and pulsar://). Routing code sees only watermill's Publisher and Subscriber
+// through the Transport interface and never a concrete broker.
+package transport
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Transport is one connection to the Pub/Sub behind busbar.
+type Transport interface {
+	// Publisher is shared by the whole process. Publish returns only after
+	// every message is durably stored (acknowledged by the broker); a nil
+	// error means none of the messages can be lost.
+	Publisher() message.Publisher
+	// Subscriber returns a subscriber whose subscriptions consume each topic
+	// as the durable consumer group named group: an acked message is never
+	// delivered to that group again, even across restarts; a message that is
+	// nacked, or neither acked nor nacked before the process dies, is
+	// delivered again. Up to opts.MaxInFlight messages are handed out before
+	// earlier ones are acked. Closing the subscriber stops fetching, waits
+	// (up to opts.DrainTimeout) for handed-out messages to be acked or
+	// nacked, then closes the output channels.
+	Subscriber(group string, opts SubscribeOptions) (message.Subscriber, error)
+	// CreateTopic declares topic if missing and applies opts (idempotent).
+	CreateTopic(ctx context.Context, topic string, opts TopicOptions) error
+	// Close releases the transport; call it after every subscriber is closed.
+	Close() error
+}
+
+// SubscribeOptions tune one subscriber.
+type SubscribeOptions struct {
+	// MaxInFlight is how many messages may be handed out unacked (default 1).
+	MaxInFlight int
+	// AckWait is how long the broker waits for an ack before redelivering;
+	// subscribers extend it while a handler still works on the message.
+	AckWait time.Duration
+	// NackDelay is how long a nacked message waits before redelivery.
+	NackDelay time.Duration
+	// DrainTimeout bounds Close's wait for in-flight messages.
+	DrainTimeout time.Duration
+}
+
+// TopicOptions are the retention limits of one topic.
+type TopicOptions struct {
+	MaxAge   time.Duration // 0 = forever
+	MaxBytes int64         // 0 = unlimited
+}
+
+// Options are what every transport may need besides its URL.
+type Options struct {
+	// DataDir is where embedded transports keep their files.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Factory opens a transport for a URL of its scheme.
+type Factory func(ctx context.Context, u *url.URL, opts Options) (Transport, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a transport available under a URL scheme. It is called from
+// the init function of each transport's package.
+func Register(scheme string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[scheme]; dup {
+		panic("transport: scheme registered twice: " + scheme)
+	}
+	factories[scheme] = f
+}
+
+// Open parses rawURL and opens the transport registered for its scheme.
+func Open(ctx context.Context, rawURL string, opts Options) (Transport, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("transport URL %q: %w", rawURL, err)
+	}
+	mu.RLock()
+	f, ok := factories[u.Scheme]
+	mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("transport URL %q: unknown scheme %q (known: %v)", rawURL, u.Scheme, Schemes())
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return f(ctx, u, opts)
+}
+
+// Schemes lists the registered URL schemes, sorted.
+func Schemes() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	s := make([]string, 0, len(factories))
+	for k := range factories {
+		s = append(s, k)
+	}
+	sort.Strings(s)
+	return s
+}
