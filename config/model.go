@@ -62,6 +62,9 @@ type Rule struct {
 	// Pattern is an EventBridge event pattern (see docs/patterns.md). Absent
 	// matches every event on the bus.
 	Pattern json.RawMessage `yaml:"-" json:"pattern,omitempty"`
+	// Filter is an expr-lang expression over the event that must return a
+	// bool; with a pattern, both must hold.
+	Filter string `yaml:"filter,omitempty" json:"filter,omitempty"`
 	// Targets receive the matching events; each has its own durable queue.
 	Targets []Target `yaml:"targets" json:"targets"`
 }

@@ -9,6 +9,8 @@ type Rule struct {
 	// Pattern is an EventBridge event pattern (a JSON object). Empty or null
 	// matches every event.
 	Pattern json.RawMessage
+	// Filter is an optional expr-lang expression that must also hold.
+	Filter string
 }
 
 // Matcher selects the rules of one bus that an event matches. It is safe for
