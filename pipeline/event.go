@@ -123,3 +123,9 @@ func Decode(b []byte) (*event.Event, error) {
 	}
 	return &e, nil
 }
+
+// Record is an encoded event ready for a bus: what sources hand over.
+type Record struct {
+	ID    string // CloudEvent id
+	Event []byte // structured-mode CloudEvents JSON
+}

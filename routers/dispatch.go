@@ -1,0 +1,132 @@
+package routers
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/busbar/busbar/pipeline"
+	"github.com/busbar/busbar/sinks"
+)
+
+// RetryPolicy bounds redelivery of one target: exponential backoff with full
+// jitter between attempts.
+type RetryPolicy struct {
+	MaxAttempts     int           // counts the first attempt; ≥ 1
+	InitialInterval time.Duration // cap of the first backoff
+	MaxInterval     time.Duration // cap of any backoff
+}
+
+// Backoff returns the wait before attempt n+1 after n failed attempts: a
+// uniformly random duration in [0, min(MaxInterval, InitialInterval·2^(n-1))].
+func (p RetryPolicy) Backoff(n int) time.Duration {
+	ceil := p.InitialInterval
+	for i := 1; i < n && ceil < p.MaxInterval; i++ {
+		ceil *= 2
+	}
+	if ceil > p.MaxInterval {
+		ceil = p.MaxInterval
+	}
+	if ceil <= 0 {
+		return 0
+	}
+	return rand.N(ceil + 1)
+}
+
+// ErrStopping is returned by a dispatcher that gave up an event because the
+// process is shutting down; the event stays queued and is delivered later.
+var ErrStopping = errors.New("dispatcher stopping; event stays queued")
+
+// Dispatcher delivers the events of one (rule, target) queue. Its Handle is
+// a watermill NoPublishHandlerFunc: nil means delivered or dead-lettered
+// (ack), an error means the event stays queued (nack).
+type Dispatcher struct {
+	sink     sinks.Sink
+	policy   RetryPolicy
+	pub      message.Publisher
+	dlqTopic string
+	log      *slog.Logger
+	stopping <-chan struct{}
+}
+
+// DispatcherConfig holds what a dispatcher needs.
+type DispatcherConfig struct {
+	Bus, Rule, Target string
+	Sink              sinks.Sink
+	Policy            RetryPolicy
+	// Publisher receives dead letters.
+	Publisher message.Publisher
+	Logger    *slog.Logger
+	// Stopping is closed when the process starts to shut down: waits between
+	// attempts end at once and their events stay queued.
+	Stopping <-chan struct{}
+}
+
+// NewDispatcher returns the dispatcher of one target queue.
+func NewDispatcher(c DispatcherConfig) *Dispatcher {
+	if c.Policy.MaxAttempts < 1 {
+		c.Policy.MaxAttempts = 1
+	}
+	return &Dispatcher{
+		sink:     c.Sink,
+		policy:   c.Policy,
+		pub:      c.Publisher,
+		dlqTopic: DLQTopic(c.Bus, c.Rule, c.Target),
+		log:      c.Logger.With("bus", c.Bus, "rule", c.Rule, "target", c.Target),
+		stopping: c.Stopping,
+	}
+}
+
+// Handle delivers one queued event.
+func (d *Dispatcher) Handle(msg *message.Message) error {
+	id := msg.Metadata.Get(pipeline.MetaEventID)
+	del := sinks.Delivery{EventID: id, Event: msg.Payload}
+	var err error
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-d.stopping:
+			return ErrStopping
+		default:
+		}
+		err = d.sink.Deliver(context.Background(), del)
+		if err == nil {
+			d.log.Debug("delivered", "event_id", id, "attempt", attempt)
+			return nil
+		}
+		if sinks.IsPermanent(err) || attempt >= d.policy.MaxAttempts {
+			return d.deadLetter(msg, id, err, attempt)
+		}
+		wait := d.policy.Backoff(attempt)
+		if after, ok := sinks.RetryAfter(err); ok && after > wait {
+			wait = after
+		}
+		d.log.Warn("delivery failed; will retry", "event_id", id, "attempt", attempt, "retry_in", wait, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-d.stopping:
+			t.Stop()
+			return ErrStopping
+		}
+	}
+}
+
+func (d *Dispatcher) deadLetter(msg *message.Message, id string, cause error, attempts int) error {
+	reason := "retries exhausted"
+	if sinks.IsPermanent(cause) {
+		reason = "permanent failure"
+	}
+	if err := d.pub.Publish(d.dlqTopic, deadLetter(msg, cause, attempts)); err != nil {
+		// Keep the event queued rather than lose it.
+		d.log.Error("dead-lettering failed; event stays queued", "event_id", id, "error", err)
+		return err
+	}
+	d.log.Error("event dead-lettered", "event_id", id, "reason", reason, "attempts", attempts, "error", cause, "dlq", d.dlqTopic)
+	return nil
+}
+
+func nowRFC3339() string { return time.Now().UTC().Format(time.RFC3339Nano) }

@@ -1,0 +1,302 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	nethttp "net/http"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/busbar/busbar/pipeline"
+)
+
+// Publisher is where accepted events go: the buses.
+type Publisher interface {
+	// HasBus reports whether a bus of that name exists.
+	HasBus(bus string) bool
+	// Publish durably appends the records to the bus, in order. It returns
+	// nil only when every record is stored.
+	Publish(ctx context.Context, bus string, records []pipeline.Record) error
+}
+
+// Options limit what one request may carry.
+type Options struct {
+	// MaxBatchEntries is the most events in one batch or PutEvents request.
+	MaxBatchEntries int
+	// MaxRequestBytes caps a request body.
+	MaxRequestBytes int64
+	Logger          *slog.Logger
+	// Now returns the ingestion time (tests set it).
+	Now func() time.Time
+}
+
+// Media types of the CloudEvents HTTP binding.
+const (
+	mediaStructured = "application/cloudevents+json"
+	mediaBatch      = "application/cloudevents-batch+json"
+)
+
+// Handler serves the ingest API.
+type Handler struct {
+	pub  Publisher
+	opts Options
+	mux  *nethttp.ServeMux
+}
+
+// NewHandler returns the ingest API as an http.Handler with routes
+// POST /v1/buses/{bus}/events and POST /v1/buses/{bus}/put-events.
+func NewHandler(pub Publisher, opts Options) *Handler {
+	if opts.MaxBatchEntries <= 0 {
+		opts.MaxBatchEntries = 1000
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = 4 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	h := &Handler{pub: pub, opts: opts, mux: nethttp.NewServeMux()}
+	h.mux.HandleFunc("/v1/buses/{bus}/events", h.onlyPost(h.events))
+	h.mux.HandleFunc("/v1/buses/{bus}/put-events", h.onlyPost(h.putEvents))
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w nethttp.ResponseWriter, r *nethttp.Request) { h.mux.ServeHTTP(w, r) }
+
+// onlyPost checks the method and the bus, and caps the body.
+func (h *Handler) onlyPost(next func(nethttp.ResponseWriter, *nethttp.Request, string)) nethttp.HandlerFunc {
+	return func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if r.Method != nethttp.MethodPost {
+			w.Header().Set("Allow", "POST")
+			writeError(w, nethttp.StatusMethodNotAllowed, APIError{Code: CodeMethodNotAllowed, Message: r.Method + " is not allowed here; use POST"})
+			return
+		}
+		bus := r.PathValue("bus")
+		if !h.pub.HasBus(bus) {
+			writeError(w, nethttp.StatusNotFound, APIError{Code: CodeUnknownBus, Message: fmt.Sprintf("bus %q does not exist; declare it under buses: in the config", bus)})
+			return
+		}
+		if r.ContentLength > h.opts.MaxRequestBytes {
+			h.tooLarge(w)
+			return
+		}
+		r.Body = nethttp.MaxBytesReader(w, r.Body, h.opts.MaxRequestBytes)
+		next(w, r, bus)
+	}
+}
+
+func (h *Handler) tooLarge(w nethttp.ResponseWriter) {
+	writeError(w, nethttp.StatusRequestEntityTooLarge, APIError{Code: CodeRequestTooLarge,
+		Message: fmt.Sprintf("request body over %d bytes; split it into smaller batches", h.opts.MaxRequestBytes)})
+}
+
+// readBody reads the capped body; false means an answer was written.
+func (h *Handler) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte, bool) {
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *nethttp.MaxBytesError
+		if errors.As(err, &mbe) {
+			h.tooLarge(w)
+		} else {
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: "reading body: " + err.Error()})
+		}
+		return nil, false
+	}
+	return b, true
+}
+
+// events serves the CloudEvents HTTP binding.
+func (h *Handler) events(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
+	media, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch {
+	case media == mediaBatch:
+		h.batch(w, r, bus)
+	case media == mediaStructured:
+		body, ok := h.readBody(w, r)
+		if !ok {
+			return
+		}
+		if err := checkJSON(body); err != nil {
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
+			return
+		}
+		ev, err := decodeStructured(body)
+		if err != nil {
+			code, msg, field := classify(err)
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: code, Message: msg, Field: field})
+			return
+		}
+		h.single(w, r, bus, ev)
+	case r.Header.Get("Ce-Specversion") != "":
+		body, ok := h.readBody(w, r)
+		if !ok {
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		ev, err := cehttp.NewEventFromHTTPRequest(r)
+		if err != nil {
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeInvalidEvent, Message: "binary mode: " + err.Error()})
+			return
+		}
+		h.single(w, r, bus, ev)
+	default:
+		writeError(w, nethttp.StatusUnsupportedMediaType, APIError{Code: CodeUnsupportedMedia, Message: fmt.Sprintf(
+			"Content-Type %q without ce-specversion header: send structured mode with Content-Type %s, batch mode with %s, or binary mode with ce-specversion, ce-id, ce-source and ce-type headers",
+			r.Header.Get("Content-Type"), mediaStructured, mediaBatch)})
+	}
+}
+
+func (h *Handler) single(w nethttp.ResponseWriter, r *nethttp.Request, bus string, ev *event.Event) {
+	rec, err := h.prepare(ev)
+	if err != nil {
+		code, msg, field := classify(err)
+		status := nethttp.StatusBadRequest
+		if code == CodeEventTooLarge {
+			status = nethttp.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, APIError{Code: code, Message: msg, Field: field})
+		return
+	}
+	if !h.publish(w, r, bus, []pipeline.Record{rec}) {
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]any{"id": rec.ID})
+}
+
+// batch serves batch mode: every event must be valid, or none is published.
+func (h *Handler) batch(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	if err := checkJSON(body); err != nil {
+		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
+		return
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: "batch mode expects a JSON array of structured events"})
+		return
+	}
+	if len(raws) == 0 {
+		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeInvalidEvents, Message: "the batch is empty"})
+		return
+	}
+	if len(raws) > h.opts.MaxBatchEntries {
+		writeError(w, nethttp.StatusRequestEntityTooLarge, APIError{Code: CodeTooManyEntries,
+			Message: fmt.Sprintf("%d events in one batch; the limit is %d", len(raws), h.opts.MaxBatchEntries)})
+		return
+	}
+	recs := make([]pipeline.Record, 0, len(raws))
+	var bad []EntryError
+	for i, raw := range raws {
+		ev, err := decodeStructured(raw)
+		if err == nil {
+			var rec pipeline.Record
+			if rec, err = h.prepare(ev); err == nil {
+				recs = append(recs, rec)
+				continue
+			}
+		}
+		code, msg, field := classify(err)
+		bad = append(bad, EntryError{Index: i, Code: code, Message: msg, Field: field})
+	}
+	if len(bad) > 0 {
+		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeInvalidEvents,
+			Message: fmt.Sprintf("%d of %d events are invalid; none was published", len(bad), len(raws)), Entries: bad})
+		return
+	}
+	if !h.publish(w, r, bus, recs) {
+		return
+	}
+	ids := make([]string, len(recs))
+	for i, rec := range recs {
+		ids[i] = rec.ID
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]any{"ids": ids})
+}
+
+// prepare normalises and encodes one event.
+func (h *Handler) prepare(ev *event.Event) (pipeline.Record, error) {
+	if err := pipeline.Normalize(ev, h.opts.Now()); err != nil {
+		return pipeline.Record{}, err
+	}
+	b, err := pipeline.Encode(ev)
+	if err != nil {
+		return pipeline.Record{}, err
+	}
+	return pipeline.Record{ID: ev.ID(), Event: b}, nil
+}
+
+// publish hands records to the bus; false means an error answer was written.
+func (h *Handler) publish(w nethttp.ResponseWriter, r *nethttp.Request, bus string, recs []pipeline.Record) bool {
+	if err := h.pub.Publish(r.Context(), bus, recs); err != nil {
+		h.opts.Logger.Error("publishing to bus failed", "bus", bus, "events", len(recs), "error", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, nethttp.StatusServiceUnavailable, APIError{Code: CodeBusUnavailable,
+			Message: "the bus did not confirm the events; nothing is guaranteed stored, retry the request"})
+		return false
+	}
+	return true
+}
+
+// checkJSON reports malformed JSON with the byte offset of the problem.
+func checkJSON(b []byte) error {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return errors.New("the body is empty")
+	}
+	if json.Valid(b) {
+		return nil
+	}
+	var v any
+	err := json.Unmarshal(b, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Errorf("malformed JSON at byte %d: %s", se.Offset, se.Error())
+	}
+	return fmt.Errorf("malformed JSON: %v", err)
+}
+
+// decodeStructured parses one structured-mode event. The SDK's decoder
+// accepts wrong JSON types for attributes in places; check them first.
+func decodeStructured(b []byte) (*event.Event, error) {
+	var attrs map[string]json.RawMessage
+	if err := json.Unmarshal(b, &attrs); err != nil {
+		return nil, &pipeline.ValidationError{Msg: "an event must be a JSON object"}
+	}
+	for name, v := range attrs {
+		if name == "data" {
+			continue
+		}
+		if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
+			return nil, &pipeline.ValidationError{Field: name, Msg: "attribute values must be strings, numbers or booleans, not objects or arrays"}
+		}
+		switch name {
+		case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data_base64":
+			if len(v) == 0 || v[0] != '"' {
+				return nil, &pipeline.ValidationError{Field: name, Msg: "must be a JSON string"}
+			}
+		}
+	}
+	if _, ok := attrs["specversion"]; !ok {
+		return nil, &pipeline.ValidationError{Field: "specversion", Msg: "missing; busbar accepts CloudEvents 1.0 (\"specversion\":\"1.0\")"}
+	}
+	e := event.New()
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, &pipeline.ValidationError{Msg: strings.TrimSpace(err.Error())}
+	}
+	return &e, nil
+}
