@@ -2,7 +2,7 @@ package routers
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -39,7 +39,9 @@ func (p RetryPolicy) Backoff(n int) time.Duration {
 
 // ErrStopping is returned by a dispatcher that gave up an event because the
 // process is shutting down; the event stays queued and is delivered later.
-var ErrStopping = errors.New("dispatcher stopping; event stays queued")
+// It wraps context.Canceled so the watermill router does not log it as a
+// handler failure.
+var ErrStopping = fmt.Errorf("dispatcher stopping; event stays queued: %w", context.Canceled)
 
 // Dispatcher delivers the events of one (rule, target) queue. Its Handle is
 // a watermill NoPublishHandlerFunc: nil means delivered or dead-lettered
