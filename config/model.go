@@ -2,6 +2,8 @@ package config
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -17,7 +19,8 @@ const DefaultBus = "default"
 type Config struct {
 	// Transport is the URL of the Pub/Sub that holds buses, target queues and
 	// dead-letter queues: "embedded://" (default) for the embedded NATS
-	// JetStream server under --data-dir.
+	// JetStream server under --data-dir, or a nats://, kafka:// or pulsar://
+	// URL.
 	Transport string `yaml:"transport,omitempty" json:"transport,omitempty"`
 	// Ingest holds limits of the HTTP ingest API.
 	Ingest Ingest `yaml:"ingest,omitempty" json:"ingest,omitempty"`
@@ -25,47 +28,60 @@ type Config struct {
 	Buses []Bus `yaml:"buses,omitempty" json:"buses,omitempty"`
 	// Rules select events from a bus and deliver them to targets.
 	Rules []Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
+
+	// templates maps the field path of every string that held an ${ENV}
+	// reference to its text before expansion; Redacted puts it back.
+	templates map[string]string
 }
 
 // Ingest limits what one HTTP request may carry.
 type Ingest struct {
 	// MaxBatchEntries is the most events one batch or PutEvents request may
-	// hold (default 1000).
+	// hold: 1 to 100000 (default 1000).
 	MaxBatchEntries int `yaml:"max_batch_entries,omitempty" json:"max_batch_entries,omitempty"`
-	// MaxRequestBytes is the largest request body accepted (default 4 MiB).
+	// MaxRequestBytes is the largest request body accepted, in bytes: 1024
+	// to 1 GiB (default 4194304, 4 MiB).
 	MaxRequestBytes int64 `yaml:"max_request_bytes,omitempty" json:"max_request_bytes,omitempty"`
 }
 
 // Bus is a named, durable, ordered stream of events.
 type Bus struct {
-	// Name of the bus: letters, digits, '-' and '_', at most 64 characters.
-	Name        string `yaml:"name" json:"name"`
+	// Name of the bus, unique across the config: letters, digits, '-' and
+	// '_', at most 64 characters. It becomes a topic name on the transport.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text for people reading the config.
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
-	// Retention is how long events stay on the bus after they were published
-	// (default 168h, 7 days).
+	// Retention is how long events stay on the bus after they were published:
+	// at least 1m (default 168h, 7 days).
 	Retention Duration `yaml:"retention,omitempty" json:"retention,omitempty"`
-	// MaxBytes caps the bus's storage; the oldest events go first (0 = no cap).
+	// MaxBytes caps the bus's storage in bytes; the oldest events go first
+	// (default 0, no cap).
 	MaxBytes int64 `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
 }
 
 // Rule selects events from one bus with an event pattern and delivers the
 // matching ones to each of its targets.
 type Rule struct {
-	// Name of the rule, unique across the config: letters, digits, '-' and '_'.
-	Name        string `yaml:"name" json:"name"`
+	// Name of the rule, unique across the config: letters, digits, '-' and
+	// '_', at most 64 characters.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text for people reading the config.
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
-	// Bus the rule reads (default "default").
+	// Bus the rule reads: a bus declared under buses, or "default" (the
+	// default).
 	Bus string `yaml:"bus,omitempty" json:"bus,omitempty"`
 	// Enabled is true unless set to false; a disabled rule matches nothing
 	// and keeps its queued events.
 	Enabled *bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
-	// Pattern is an EventBridge event pattern (see docs/patterns.md). Absent
-	// matches every event on the bus.
+	// Pattern is an EventBridge event pattern (see docs/patterns.md), written
+	// as a YAML mapping or a JSON object, or as a string holding JSON. Loading
+	// stores it as compact JSON. Absent matches every event on the bus.
 	Pattern json.RawMessage `yaml:"-" json:"pattern,omitempty"`
 	// Filter is an expr-lang expression over the event that must return a
 	// bool; with a pattern, both must hold.
 	Filter string `yaml:"filter,omitempty" json:"filter,omitempty"`
 	// Targets receive the matching events; each has its own durable queue.
+	// At least one.
 	Targets []Target `yaml:"targets" json:"targets"`
 }
 
@@ -74,34 +90,39 @@ func (r *Rule) IsEnabled() bool { return r.Enabled == nil || *r.Enabled }
 
 // Target is where a rule delivers: a sink plus its delivery policy.
 type Target struct {
-	// ID of the target, unique within its rule.
+	// ID of the target, unique within its rule: letters, digits, '-' and '_',
+	// at most 64 characters.
 	ID string `yaml:"id" json:"id"`
 	// Type of sink: "http".
 	Type string `yaml:"type" json:"type"`
-	// URL of the HTTP endpoint (type http).
+	// URL of the HTTP endpoint: http:// or https:// (required for type http).
 	URL string `yaml:"url,omitempty" json:"url,omitempty"`
-	// Method is the HTTP method (default POST).
+	// Method is the HTTP method: POST (the default), PUT or PATCH.
 	Method string `yaml:"method,omitempty" json:"method,omitempty"`
 	// Headers are added to every request; values may be ${ENV} references.
+	// Values are never printed: Redacted hides them and errors never quote
+	// them.
 	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
-	// Timeout of one delivery attempt (default 5s).
+	// Timeout of one delivery attempt: 1ms to 15m (default 5s).
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Mode is the CloudEvents HTTP binding mode: "structured" (default) or "binary".
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
 	// Retry bounds redelivery of failed attempts.
 	Retry Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// Concurrency is how many events of this target may be in delivery at
-	// once (default 16). 1 keeps strict order.
+	// once: 1 to 1024 (default 16). 1 keeps strict order.
 	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
 }
 
 // Retry is a target's retry policy: exponential backoff with full jitter.
 type Retry struct {
-	// MaxAttempts counts the first attempt too (default 10).
+	// MaxAttempts counts the first attempt too: 1 (no retries) to 1000
+	// (default 10).
 	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
-	// InitialInterval before the first retry (default 100ms).
+	// InitialInterval before the first retry: 1ms to 1h, at most
+	// max_interval (default 100ms).
 	InitialInterval Duration `yaml:"initial_interval,omitempty" json:"initial_interval,omitempty"`
-	// MaxInterval caps the backoff (default 30s).
+	// MaxInterval caps the backoff: 1ms to 24h (default 30s).
 	MaxInterval Duration `yaml:"max_interval,omitempty" json:"max_interval,omitempty"`
 }
 
@@ -110,3 +131,28 @@ type Duration time.Duration
 
 // D returns the value as a time.Duration.
 func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String is the shortest Go duration string for d: "168h", "1m30s", "100ms".
+func (d Duration) String() string {
+	s := time.Duration(d).String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// MarshalText writes d as a Go duration string; JSON and YAML encoders use it.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a Go duration string; JSON and YAML decoders use it.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (use Go syntax like \"5s\", \"1m30s\")", b)
+	}
+	*d = Duration(v)
+	return nil
+}

@@ -1,0 +1,85 @@
+package config
+
+import "time"
+
+// The defaults ApplyDefaults fills in. Each is documented on its field too.
+const (
+	DefaultMaxBatchEntries = 1000
+	DefaultMaxRequestBytes = 4 << 20
+	DefaultRetention       = 168 * time.Hour
+	DefaultMethod          = "POST"
+	DefaultTimeout         = 5 * time.Second
+	DefaultMode            = ModeStructured
+	DefaultMaxAttempts     = 10
+	DefaultInitialInterval = 100 * time.Millisecond
+	DefaultMaxInterval     = 30 * time.Second
+	DefaultConcurrency     = 16
+)
+
+// Target types and CloudEvents HTTP binding modes.
+const (
+	TypeHTTP       = "http"
+	ModeStructured = "structured"
+	ModeBinary     = "binary"
+)
+
+// ApplyDefaults fills every field left at its zero value with its default
+// and makes sure the "default" bus is declared. Load and Parse call it after
+// validation; call it yourself on a Config built in code. It is idempotent
+// and does not validate.
+func (c *Config) ApplyDefaults() {
+	if c.Transport == "" {
+		c.Transport = DefaultTransport
+	}
+	if c.Ingest.MaxBatchEntries == 0 {
+		c.Ingest.MaxBatchEntries = DefaultMaxBatchEntries
+	}
+	if c.Ingest.MaxRequestBytes == 0 {
+		c.Ingest.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	hasDefault := false
+	for _, b := range c.Buses {
+		hasDefault = hasDefault || b.Name == DefaultBus
+	}
+	if !hasDefault {
+		c.Buses = append(c.Buses, Bus{Name: DefaultBus})
+	}
+	for i := range c.Buses {
+		if c.Buses[i].Retention == 0 {
+			c.Buses[i].Retention = Duration(DefaultRetention)
+		}
+	}
+	for i := range c.Rules {
+		r := &c.Rules[i]
+		if r.Bus == "" {
+			r.Bus = DefaultBus
+		}
+		for j := range r.Targets {
+			r.Targets[j].applyDefaults()
+		}
+	}
+}
+
+func (t *Target) applyDefaults() {
+	if t.Method == "" {
+		t.Method = DefaultMethod
+	}
+	if t.Timeout == 0 {
+		t.Timeout = Duration(DefaultTimeout)
+	}
+	if t.Mode == "" {
+		t.Mode = DefaultMode
+	}
+	if t.Retry.MaxAttempts == 0 {
+		t.Retry.MaxAttempts = DefaultMaxAttempts
+	}
+	if t.Retry.InitialInterval == 0 {
+		t.Retry.InitialInterval = Duration(DefaultInitialInterval)
+	}
+	if t.Retry.MaxInterval == 0 {
+		t.Retry.MaxInterval = Duration(DefaultMaxInterval)
+	}
+	if t.Concurrency == 0 {
+		t.Concurrency = DefaultConcurrency
+	}
+}
