@@ -160,3 +160,28 @@ rules:
 		t.Errorf("%+v", c.Rules[0].Targets)
 	}
 }
+
+// FuzzParse checks that no input makes the loader panic or accept a config
+// that does not validate. `go test` runs the seeds; fuzz with
+// go test -fuzz FuzzParse ./config.
+func FuzzParse(f *testing.F) {
+	full, _ := os.ReadFile("testdata/full.yaml")
+	f.Add(full, "busbar.yaml")
+	f.Add([]byte(envConfig), "busbar.yaml")
+	f.Add([]byte(`{"rules":[{"name":"r","pattern":"{\"a\":[1]}","targets":[{"id":"t","type":"http","url":"https://x"}]}]}`), "b.json")
+	f.Add(billionLaughs("rules: *lol3\n"), "b.yaml")
+	f.Add(mergeBomb(3), "b.yaml")
+	f.Fuzz(func(t *testing.T, data []byte, name string) {
+		c, err := parse(data, name, func(k string) (string, bool) { return "v-" + k, true })
+		if err != nil {
+			var list ErrorList
+			if !errors.As(err, &list) {
+				t.Fatalf("error is %T: %v", err, err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("loaded a config that does not validate: %v", err)
+		}
+	})
+}

@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -68,6 +70,7 @@ func parse(data []byte, filename string, lookup func(string) (string, bool)) (*C
 			}
 			return nil, fileErr(Pos{}, "invalid JSON: %v", err)
 		}
+		data = yamlEscapes(data)
 	}
 
 	doc, err := parseYAML(data)
@@ -119,6 +122,56 @@ func checkJSON(data []byte) error {
 		return &json.SyntaxError{Offset: dec.InputOffset()}
 	}
 	return nil
+}
+
+// yamlEscapes rewrites the escapes of valid JSON that yaml.v3 rejects: "\/"
+// becomes "/", a UTF-16 surrogate pair one \U escape, a lone surrogate
+// U+FFFD (what encoding/json makes of it). Columns after a rewritten escape
+// on the same line shift left by one or two.
+func yamlEscapes(data []byte) []byte {
+	if !bytes.Contains(data, []byte(`\u`)) {
+		return data
+	}
+	out := make([]byte, 0, len(data))
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		if c != '\\' || i+1 >= len(data) {
+			out = append(out, c)
+			continue
+		}
+		if data[i+1] == '/' { // "\/" is JSON's, not YAML's
+			out = append(out, '/')
+			i++
+			continue
+		}
+		if data[i+1] != 'u' || i+6 > len(data) {
+			out = append(out, c, data[i+1]) // any other escape, kept whole
+			i++
+			continue
+		}
+		r1, ok := hex4(data[i+2 : i+6])
+		switch {
+		case !ok || !utf16.IsSurrogate(rune(r1)):
+			out = append(out, data[i:i+6]...)
+		case i+12 <= len(data) && data[i+6] == '\\' && data[i+7] == 'u':
+			r2, ok2 := hex4(data[i+8 : i+12])
+			if r := utf16.DecodeRune(rune(r1), rune(r2)); ok2 && r != utf8.RuneError {
+				out = fmt.Appendf(out, `\U%08X`, r)
+				i += 6
+			} else {
+				out = append(out, `\uFFFD`...)
+			}
+		default:
+			out = append(out, `\uFFFD`...)
+		}
+		i += 5
+	}
+	return out
+}
+
+func hex4(b []byte) (uint16, bool) {
+	v, err := strconv.ParseUint(string(b), 16, 16)
+	return uint16(v), err == nil
 }
 
 // parseYAML parses one YAML document into a node tree. More than one

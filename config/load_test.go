@@ -100,6 +100,23 @@ func TestJSONConfig(t *testing.T) {
 	}
 }
 
+func TestJSONEscapesYAMLLacks(t *testing.T) {
+	src := `{"buses": [{"name": "a", "description": "smile \ud83d\ude00, lone \ud800, \\ud83d \/ \u00e9"}]}`
+	c, err := Parse([]byte(src), "x.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct {
+		Buses []struct{ Description string }
+	}
+	if err := json.Unmarshal([]byte(src), &want); err != nil {
+		t.Fatal(err)
+	}
+	if c.Buses[0].Description != want.Buses[0].Description {
+		t.Errorf("got %q, encoding/json reads %q", c.Buses[0].Description, want.Buses[0].Description)
+	}
+}
+
 func TestLoadFile(t *testing.T) {
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.yaml")); !os.IsNotExist(err) {
 		t.Errorf("missing file: %v", err)
