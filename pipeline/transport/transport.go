@@ -111,3 +111,41 @@ func Schemes() []string {
 	sort.Strings(s)
 	return s
 }
+
+// PublishError reports which messages of one Publish call were not stored.
+// Transports return it (possibly wrapped) when only part of a batch failed,
+// so a source can answer per entry: every message of the call that is not
+// listed in Failed was stored durably.
+type PublishError struct {
+	Topic  string
+	Total  int // messages in the Publish call
+	Failed []MessageError
+}
+
+// MessageError is one message that was not stored.
+type MessageError struct {
+	Index int    // position in the Publish call
+	UUID  string // watermill message UUID
+	Err   error
+}
+
+func (e *PublishError) Error() string {
+	s := fmt.Sprintf("publish to topic %q: %d of %d messages not stored", e.Topic, len(e.Failed), e.Total)
+	for i, f := range e.Failed {
+		if i == 3 {
+			s += fmt.Sprintf("; and %d more", len(e.Failed)-i)
+			break
+		}
+		s += fmt.Sprintf("; #%d (uuid %s): %v", f.Index, f.UUID, f.Err)
+	}
+	return s
+}
+
+// Unwrap returns the causes, so errors.Is sees through a PublishError.
+func (e *PublishError) Unwrap() []error {
+	errs := make([]error, len(e.Failed))
+	for i, f := range e.Failed {
+		errs[i] = f.Err
+	}
+	return errs
+}
