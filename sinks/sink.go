@@ -22,6 +22,10 @@ type Delivery struct {
 	EventID string
 	// Event is the event in structured-mode CloudEvents JSON.
 	Event []byte
+	// Body, when not nil, is what the target's transform made of the event:
+	// sinks send it as is, with ContentType, instead of the CloudEvent.
+	Body        []byte
+	ContentType string
 }
 
 // Sink delivers events to one target. Implementations are safe for

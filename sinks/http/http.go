@@ -127,6 +127,17 @@ func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
 }
 
 func (s *Sink) request(ctx context.Context, d sinks.Delivery) (*nethttp.Request, error) {
+	if d.Body != nil {
+		req, err := nethttp.NewRequestWithContext(ctx, s.method, s.url, bytes.NewReader(d.Body))
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range s.headers {
+			req.Header[k] = v
+		}
+		req.Header.Set("Content-Type", d.ContentType)
+		return req, nil
+	}
 	if !s.binary {
 		req, err := nethttp.NewRequestWithContext(ctx, s.method, s.url, bytes.NewReader(d.Event))
 		if err != nil {

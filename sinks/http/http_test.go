@@ -166,3 +166,21 @@ func TestParseRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+func TestTransformedBodyIsSentAsIs(t *testing.T) {
+	var body []byte
+	var ct string
+	srv := httptest.NewServer(nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		body, _ = io.ReadAll(r.Body)
+		ct = r.Header.Get("Content-Type")
+	}))
+	defer srv.Close()
+	s := newSink(t, config.Target{URL: srv.URL, Mode: "binary"})
+	err := s.Deliver(context.Background(), sinks.Delivery{EventID: "e-1", Event: []byte(testEvent), Body: []byte("order o-7 paid"), ContentType: "text/plain; charset=utf-8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(body) != "order o-7 paid" || ct != "text/plain; charset=utf-8" {
+		t.Errorf("got %q (%s)", body, ct)
+	}
+}
