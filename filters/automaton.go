@@ -430,7 +430,8 @@ func (sc *scratch) compatible(f *evField) bool {
 // trailsAgree reports whether two trails pick the same element of every
 // array instance they share. An array instance sits at the same depth in
 // every trail that contains it, so trails agree up to the first level where
-// they name different arrays.
+// they name different arrays. Two leaves that are both elements of one
+// array of scalars agree: "tags has a and tags has b" holds for ["a","b"].
 func trailsAgree(a, b []arrayPos) bool {
 	n := min(len(a), len(b))
 	for k := 0; k < n; k++ {
@@ -438,7 +439,7 @@ func trailsAgree(a, b []arrayPos) bool {
 			return true
 		}
 		if a[k].idx != b[k].idx {
-			return false
+			return a[k].leaf && b[k].leaf
 		}
 	}
 	return true

@@ -86,8 +86,12 @@ type evField struct {
 }
 
 // arrayPos says that a field lies in element idx of array instance arr.
+// leaf is set when the element is the leaf value itself (an array of
+// scalars): sibling leaves of one such array may satisfy different
+// conditions on that path, since there is no object element to keep whole.
 type arrayPos struct {
 	arr, idx int32
+	leaf     bool
 }
 
 // scratch is the per-call working memory of Match, pooled per matcher so
@@ -161,8 +165,8 @@ func (sc *scratch) trailOf(f *evField) []arrayPos {
 	return sc.trails[f.trail0 : f.trail0+f.trailN]
 }
 
-// emit records one leaf.
-func (sc *scratch) emit(path int32, kind evKind, val []byte) {
+// emit records one leaf; elem says it is directly an array element.
+func (sc *scratch) emit(path int32, kind evKind, val []byte, elem bool) {
 	f := evField{val: val, path: path, kind: kind, next: -1}
 	if kind == evNumber {
 		n, err := strconv.ParseFloat(unsafe.String(&val[0], len(val)), 64)
@@ -177,6 +181,9 @@ func (sc *scratch) emit(path int32, kind evKind, val []byte) {
 		f.trail0 = int32(len(sc.trails))
 		f.trailN = int32(len(sc.trail))
 		sc.trails = append(sc.trails, sc.trail...)
+		if elem {
+			sc.trails[len(sc.trails)-1].leaf = true
+		}
 	}
 	i := int32(len(sc.fields))
 	sc.fields = append(sc.fields, f)
@@ -205,7 +212,7 @@ func (sc *scratch) flatten(b []byte, root *pathNode) error {
 	return nil
 }
 
-func (sc *scratch) value(b []byte, i int, n *pathNode, depth int) (int, error) {
+func (sc *scratch) value(b []byte, i int, n *pathNode, depth int, elem bool) (int, error) {
 	i = skipWS(b, i)
 	if i >= len(b) {
 		return 0, synErr(i, "unexpected end of input")
@@ -230,7 +237,7 @@ func (sc *scratch) value(b []byte, i int, n *pathNode, depth int) (int, error) {
 				sc.buf = unescape(sc.buf, v)
 				v = sc.buf[start:len(sc.buf):len(sc.buf)]
 			}
-			sc.emit(n.leaf, evString, v)
+			sc.emit(n.leaf, evString, v, elem)
 		}
 		return end, nil
 	case 't', 'f', 'n':
@@ -245,7 +252,7 @@ func (sc *scratch) value(b []byte, i int, n *pathNode, depth int) (int, error) {
 			return 0, err
 		}
 		if n.leaf >= 0 {
-			sc.emit(n.leaf, kind, nil)
+			sc.emit(n.leaf, kind, nil, elem)
 		}
 		return end, nil
 	default:
@@ -254,7 +261,7 @@ func (sc *scratch) value(b []byte, i int, n *pathNode, depth int) (int, error) {
 			return 0, err
 		}
 		if n.leaf >= 0 {
-			sc.emit(n.leaf, evNumber, b[i:end])
+			sc.emit(n.leaf, evNumber, b[i:end], elem)
 		}
 		return end, nil
 	}
@@ -293,7 +300,7 @@ func (sc *scratch) object(b []byte, i int, n *pathNode, depth int) (int, error) 
 		if child == nil {
 			i, err = skipValue(b, i+1, depth)
 		} else {
-			i, err = sc.value(b, i+1, child, depth)
+			i, err = sc.value(b, i+1, child, depth, false)
 		}
 		if err != nil {
 			return 0, err
@@ -323,7 +330,7 @@ func (sc *scratch) array(b []byte, i int, n *pathNode, depth int) (int, error) {
 	for idx := int32(0); ; idx++ {
 		sc.trail = append(sc.trail, arrayPos{arr: arr, idx: idx})
 		var err error
-		i, err = sc.value(b, i, n, depth)
+		i, err = sc.value(b, i, n, depth, true)
 		sc.trail = sc.trail[:len(sc.trail)-1]
 		if err != nil {
 			return 0, err
