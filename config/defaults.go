@@ -10,9 +10,10 @@ const (
 	DefaultMethod          = "POST"
 	DefaultTimeout         = 5 * time.Second
 	DefaultMode            = ModeStructured
-	DefaultMaxAttempts     = 10
+	DefaultMaxAttempts     = 185
+	DefaultMaxEventAge     = 24 * time.Hour
 	DefaultInitialInterval = 100 * time.Millisecond
-	DefaultMaxInterval     = 30 * time.Second
+	DefaultMaxInterval     = 60 * time.Second
 	DefaultConcurrency     = 16
 )
 
@@ -72,6 +73,9 @@ func (t *Target) applyDefaults() {
 	}
 	if t.Retry.MaxAttempts == 0 {
 		t.Retry.MaxAttempts = DefaultMaxAttempts
+	}
+	if t.Retry.MaxEventAge == 0 {
+		t.Retry.MaxEventAge = Duration(DefaultMaxEventAge)
 	}
 	if t.Retry.InitialInterval == 0 {
 		t.Retry.InitialInterval = Duration(DefaultInitialInterval)

@@ -283,11 +283,11 @@ func TestLimitErrors(t *testing.T) {
 		{"zero timeout", target("timeout: 0s"), []string{
 			`7:18 rules[0].targets[0].timeout: 0s is out of range`}},
 		{"attempts", target("retry: {max_attempts: -1}"), []string{
-			`7:31 rules[0].targets[0].retry.max_attempts: -1 is out of range: use 1 to 1000, or leave it out for the default 10 (1 means no retries)`}},
+			`7:31 rules[0].targets[0].retry.max_attempts: -1 is out of range: use 1 to 1000, or leave it out for the default 185 (1 means no retries)`}},
 		{"intervals", target("retry: {initial_interval: 1m, max_interval: 10s}"), []string{
 			`7:35 rules[0].targets[0].retry.initial_interval: initial_interval 1m is longer than max_interval 10s; raise max_interval or lower initial_interval`}},
-		{"interval vs default", target("retry: {initial_interval: 1m}"), []string{
-			`7:35 rules[0].targets[0].retry.initial_interval: initial_interval 1m is longer than max_interval 30s (the default)`}},
+		{"interval vs default", target("retry: {initial_interval: 2m}"), []string{
+			`7:35 rules[0].targets[0].retry.initial_interval: initial_interval 2m is longer than max_interval 1m (the default)`}},
 		{"ingest", "ingest:\n  max_batch_entries: -1\n  max_request_bytes: 10\n", []string{
 			`2:22 ingest.max_batch_entries: -1 is out of range: use 1 to 100000, or leave it out for the default 1000`,
 			`3:22 ingest.max_request_bytes: 10 is out of range: use 1024 to 1073741824`}},

@@ -68,7 +68,7 @@ func TestDefaults(t *testing.T) {
 		Rules: []Rule{{Name: "r", Bus: "default", Targets: []Target{{
 			ID: "t", Type: "http", URL: "https://x", Method: "POST", Timeout: Duration(5 * time.Second),
 			Mode: "structured", Concurrency: 16,
-			Retry: Retry{MaxAttempts: 10, InitialInterval: Duration(100 * time.Millisecond), MaxInterval: Duration(30 * time.Second)},
+			Retry: Retry{MaxAttempts: 185, MaxEventAge: Duration(24 * time.Hour), InitialInterval: Duration(100 * time.Millisecond), MaxInterval: Duration(time.Minute)},
 		}}}},
 	}
 	if !reflect.DeepEqual(c, want) {

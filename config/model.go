@@ -117,12 +117,15 @@ type Target struct {
 // Retry is a target's retry policy: exponential backoff with full jitter.
 type Retry struct {
 	// MaxAttempts counts the first attempt too: 1 (no retries) to 1000
-	// (default 10).
+	// (default 185, as EventBridge).
 	MaxAttempts int `yaml:"max_attempts,omitempty" json:"max_attempts,omitempty"`
+	// MaxEventAge gives up on an event this long after it was ingested,
+	// whatever attempts remain: 1s to 168h (default 24h).
+	MaxEventAge Duration `yaml:"max_event_age,omitempty" json:"max_event_age,omitempty"`
 	// InitialInterval before the first retry: 1ms to 1h, at most
 	// max_interval (default 100ms).
 	InitialInterval Duration `yaml:"initial_interval,omitempty" json:"initial_interval,omitempty"`
-	// MaxInterval caps the backoff: 1ms to 24h (default 30s).
+	// MaxInterval caps the backoff: 1ms to 24h (default 60s).
 	MaxInterval Duration `yaml:"max_interval,omitempty" json:"max_interval,omitempty"`
 }
 

@@ -47,6 +47,7 @@ var durationLimits = map[string][2]time.Duration{
 	"Target.timeout":         {time.Millisecond, 15 * time.Minute},
 	"Retry.initial_interval": {time.Millisecond, time.Hour},
 	"Retry.max_interval":     {time.Millisecond, 24 * time.Hour},
+	"Retry.max_event_age":    {time.Second, 7 * 24 * time.Hour},
 }
 
 // Validate checks a Config built in code (for example by the management
@@ -381,6 +382,7 @@ func (v *validator) target(path string, t *Target) {
 
 	rp := path + ".retry"
 	v.intField(rp+".max_attempts", "Retry.max_attempts", int64(t.Retry.MaxAttempts), DefaultMaxAttempts)
+	v.durationField(rp+".max_event_age", "Retry.max_event_age", t.Retry.MaxEventAge, DefaultMaxEventAge)
 	initOK := v.durationField(rp+".initial_interval", "Retry.initial_interval", t.Retry.InitialInterval, DefaultInitialInterval)
 	maxOK := v.durationField(rp+".max_interval", "Retry.max_interval", t.Retry.MaxInterval, DefaultMaxInterval)
 	initial, maxI := orDefault(t.Retry.InitialInterval, DefaultInitialInterval), orDefault(t.Retry.MaxInterval, DefaultMaxInterval)

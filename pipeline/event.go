@@ -30,10 +30,19 @@ const (
 	// MetaRule and MetaTarget name the (rule, target) pair of a target queue.
 	MetaRule   = "busbar-rule"
 	MetaTarget = "busbar-target"
-	// MetaAttempts, MetaError and MetaFailedAt are set on dead-lettered messages.
-	MetaAttempts = "busbar-attempts"
-	MetaError    = "busbar-error"
-	MetaFailedAt = "busbar-failed-at"
+	// MetaIngestTime is when the event was accepted (RFC 3339, UTC); the
+	// dispatcher measures an event's age from it.
+	MetaIngestTime = "busbar-ingest-time"
+	// Set on dead-lettered messages: why (MetaReason: "permanent-failure",
+	// "retries-exhausted", "max-event-age", "transform-failed"), the last
+	// error and status, how many attempts, first and last attempt times.
+	MetaReason       = "busbar-reason"
+	MetaAttempts     = "busbar-attempts"
+	MetaError        = "busbar-error"
+	MetaStatus       = "busbar-status"
+	MetaFirstAttempt = "busbar-first-attempt"
+	MetaLastAttempt  = "busbar-last-attempt"
+	MetaFailedAt     = "busbar-failed-at"
 )
 
 // ErrTooLarge is returned (wrapped) for events over MaxEventSize.
@@ -126,6 +135,7 @@ func Decode(b []byte) (*event.Event, error) {
 
 // Record is an encoded event ready for a bus: what sources hand over.
 type Record struct {
-	ID    string // CloudEvent id
-	Event []byte // structured-mode CloudEvents JSON
+	ID         string    // CloudEvent id
+	Event      []byte    // structured-mode CloudEvents JSON
+	IngestTime time.Time // when the source accepted it
 }

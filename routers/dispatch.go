@@ -17,6 +17,7 @@ import (
 // jitter between attempts.
 type RetryPolicy struct {
 	MaxAttempts     int           // counts the first attempt; ≥ 1
+	MaxEventAge     time.Duration // give up this long after ingestion; 0 = never
 	InitialInterval time.Duration // cap of the first backoff
 	MaxInterval     time.Duration // cap of any backoff
 }
@@ -87,26 +88,46 @@ func NewDispatcher(c DispatcherConfig) *Dispatcher {
 func (d *Dispatcher) Handle(msg *message.Message) error {
 	id := msg.Metadata.Get(pipeline.MetaEventID)
 	del := sinks.Delivery{EventID: id, Event: msg.Payload}
-	var err error
+	deadline := d.deadline(msg)
+	f := failure{}
 	for attempt := 1; ; attempt++ {
 		select {
 		case <-d.stopping:
 			return ErrStopping
 		default:
 		}
-		err = d.sink.Deliver(context.Background(), del)
-		if err == nil {
+		now := time.Now()
+		if !deadline.IsZero() && now.After(deadline) && f.err != nil {
+			f.reason = ReasonMaxAge
+			f.err = fmt.Errorf("maximum event age %v exceeded; last error: %w", d.policy.MaxEventAge, f.err)
+			return d.deadLetter(msg, id, f)
+		}
+		if f.first.IsZero() {
+			f.first = now
+		}
+		f.last, f.attempts = now, attempt
+		f.err = d.sink.Deliver(context.Background(), del)
+		if f.err == nil {
 			d.log.Debug("delivered", "event_id", id, "attempt", attempt)
 			return nil
 		}
-		if sinks.IsPermanent(err) || attempt >= d.policy.MaxAttempts {
-			return d.deadLetter(msg, id, err, attempt)
+		switch {
+		case sinks.IsPermanent(f.err):
+			f.reason = ReasonPermanent
+			return d.deadLetter(msg, id, f)
+		case attempt >= d.policy.MaxAttempts:
+			f.reason = ReasonExhausted
+			return d.deadLetter(msg, id, f)
 		}
 		wait := d.policy.Backoff(attempt)
-		if after, ok := sinks.RetryAfter(err); ok && after > wait {
+		if after, ok := sinks.RetryAfter(f.err); ok && after > wait {
 			wait = after
 		}
-		d.log.Warn("delivery failed; will retry", "event_id", id, "attempt", attempt, "retry_in", wait, "error", err)
+		if !deadline.IsZero() {
+			// Wake up at the deadline at the latest, to dead-letter on time.
+			wait = min(wait, max(time.Until(deadline), 0)+time.Millisecond)
+		}
+		d.log.Warn("delivery failed; will retry", "event_id", id, "attempt", attempt, "retry_in", wait, "error", f.err)
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
@@ -117,17 +138,25 @@ func (d *Dispatcher) Handle(msg *message.Message) error {
 	}
 }
 
-func (d *Dispatcher) deadLetter(msg *message.Message, id string, cause error, attempts int) error {
-	reason := "retries exhausted"
-	if sinks.IsPermanent(cause) {
-		reason = "permanent failure"
+// deadline is when the event gets too old to deliver, or zero.
+func (d *Dispatcher) deadline(msg *message.Message) time.Time {
+	if d.policy.MaxEventAge <= 0 {
+		return time.Time{}
 	}
-	if err := d.pub.Publish(d.dlqTopic, deadLetter(msg, cause, attempts)); err != nil {
+	t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(pipeline.MetaIngestTime))
+	if err != nil {
+		return time.Time{} // published by something other than a busbar source
+	}
+	return t.Add(d.policy.MaxEventAge)
+}
+
+func (d *Dispatcher) deadLetter(msg *message.Message, id string, f failure) error {
+	if err := d.pub.Publish(d.dlqTopic, deadLetter(msg, f)); err != nil {
 		// Keep the event queued rather than lose it.
 		d.log.Error("dead-lettering failed; event stays queued", "event_id", id, "error", err)
 		return err
 	}
-	d.log.Error("event dead-lettered", "event_id", id, "reason", reason, "attempts", attempts, "error", cause, "dlq", d.dlqTopic)
+	d.log.Error("event dead-lettered", "event_id", id, "reason", f.reason, "attempts", f.attempts, "error", f.err, "dlq", d.dlqTopic)
 	return nil
 }
 

@@ -88,6 +88,9 @@ func TestBusRouterHandsOffToEachMatchedTarget(t *testing.T) {
 	if c.Metadata.Get(pipeline.MetaEventID) != "e-1" || string(c.Payload) == "" {
 		t.Errorf("copy lost payload or metadata: %v", c)
 	}
+	if c.Metadata.Get(pipeline.MetaRule) != "orders" || c.Metadata.Get(pipeline.MetaTarget) != "finance" {
+		t.Errorf("copy does not name its rule and target: %v", c.Metadata)
+	}
 }
 
 func TestBusRouterFailsWhenAHandOffFails(t *testing.T) {
@@ -168,7 +171,7 @@ func TestDispatcherRetriesThenDelivers(t *testing.T) {
 }
 
 func TestDispatcherDeadLettersPermanentFailureAtOnce(t *testing.T) {
-	sink := &scriptedSink{script: []error{sinks.Permanent(errors.New("400 Bad Request"))}}
+	sink := &scriptedSink{script: []error{sinks.Permanent(&sinks.StatusError{Status: 400, Err: errors.New("400 Bad Request")})}}
 	pub := &recorder{}
 	if err := newDispatcher(sink, pub, 5, nil).Handle(busMsg(`{}`)); err != nil {
 		t.Fatal(err)
@@ -177,8 +180,11 @@ func TestDispatcherDeadLettersPermanentFailureAtOnce(t *testing.T) {
 	if sink.calls != 1 || len(dl) != 1 {
 		t.Fatalf("calls = %d, dlq = %d", sink.calls, len(dl))
 	}
-	if dl[0].Metadata.Get(pipeline.MetaAttempts) != "1" || dl[0].Metadata.Get(pipeline.MetaError) != "400 Bad Request" {
-		t.Errorf("dead letter metadata = %v", dl[0].Metadata)
+	md := dl[0].Metadata
+	if md.Get(pipeline.MetaAttempts) != "1" || md.Get(pipeline.MetaError) != "400 Bad Request" ||
+		md.Get(pipeline.MetaStatus) != "400" || md.Get(pipeline.MetaReason) != ReasonPermanent ||
+		md.Get(pipeline.MetaFirstAttempt) == "" || md.Get(pipeline.MetaLastAttempt) == "" || md.Get(pipeline.MetaEventID) != "e-1" {
+		t.Errorf("dead letter metadata = %v", md)
 	}
 }
 
@@ -192,6 +198,29 @@ func TestDispatcherDeadLettersWhenRetriesExhausted(t *testing.T) {
 	dl := pub.msgs[DLQTopic("b", "r", "t")]
 	if sink.calls != 3 || len(dl) != 1 || dl[0].Metadata.Get(pipeline.MetaAttempts) != "3" {
 		t.Fatalf("calls = %d, dlq = %v", sink.calls, dl)
+	}
+}
+
+func TestDispatcherDeadLettersEventsPastMaxAge(t *testing.T) {
+	e := errors.New("503")
+	sink := &scriptedSink{script: []error{e, e, e, e, e, e, e, e, e, e, e, e, e, e, e, e, e, e, e, e, e}}
+	pub := &recorder{}
+	d := NewDispatcher(DispatcherConfig{
+		Bus: "b", Rule: "r", Target: "t", Sink: sink, Publisher: pub, Logger: quiet, Stopping: make(chan struct{}),
+		Policy: RetryPolicy{MaxAttempts: 1000, MaxEventAge: 300 * time.Millisecond, InitialInterval: 20 * time.Millisecond, MaxInterval: time.Hour},
+	})
+	m := busMsg(`{}`)
+	m.Metadata.Set(pipeline.MetaIngestTime, time.Now().Add(-200*time.Millisecond).UTC().Format(time.RFC3339Nano))
+	start := time.Now()
+	if err := d.Handle(m); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 80*time.Millisecond || took > 2*time.Second {
+		t.Errorf("gave up after %v; the event had 100ms left", took)
+	}
+	dl := pub.msgs[DLQTopic("b", "r", "t")]
+	if len(dl) != 1 || dl[0].Metadata.Get(pipeline.MetaReason) != ReasonMaxAge {
+		t.Fatalf("dlq = %v", dl)
 	}
 }
 

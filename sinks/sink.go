@@ -102,6 +102,25 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
+// StatusError carries the status code a target answered with (an HTTP
+// status), for dead-letter records.
+type StatusError struct {
+	Status int
+	Err    error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// StatusOf returns the status code carried by err, or 0.
+func StatusOf(err error) int {
+	var s *StatusError
+	if errors.As(err, &s) {
+		return s.Status
+	}
+	return 0
+}
+
 // RetryAfterError carries a delay the target asked for (HTTP Retry-After).
 type RetryAfterError struct {
 	Err   error

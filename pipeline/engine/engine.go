@@ -213,7 +213,8 @@ func (e *Engine) addDispatcher(ctx context.Context, rt *busRuntime, bus, rule st
 	d := routers.NewDispatcher(routers.DispatcherConfig{
 		Bus: bus, Rule: rule, Target: t.ID, Sink: sink, Publisher: e.pub, Logger: e.log, Stopping: e.stopping,
 		Policy: routers.RetryPolicy{
-			MaxAttempts:     orInt(t.Retry.MaxAttempts, 10),
+			MaxAttempts:     orInt(t.Retry.MaxAttempts, config.DefaultMaxAttempts),
+			MaxEventAge:     t.Retry.MaxEventAge.D(),
 			InitialInterval: orDur(t.Retry.InitialInterval.D(), 100*time.Millisecond),
 			MaxInterval:     orDur(t.Retry.MaxInterval.D(), 30*time.Second),
 		},
@@ -253,6 +254,9 @@ func (e *Engine) Publish(ctx context.Context, bus string, recs []pipeline.Record
 		m := message.NewMessage(watermill.NewULID(), r.Event)
 		m.Metadata.Set(pipeline.MetaEventID, r.ID)
 		m.Metadata.Set(pipeline.MetaBus, bus)
+		if !r.IngestTime.IsZero() {
+			m.Metadata.Set(pipeline.MetaIngestTime, r.IngestTime.UTC().Format(time.RFC3339Nano))
+		}
 		m.SetContext(ctx)
 		msgs[i] = m
 	}

@@ -112,7 +112,8 @@ func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	err = fmt.Errorf("%s %s: %s: %s", s.method, s.url, resp.Status, strings.TrimSpace(string(body)))
+	err = &sinks.StatusError{Status: resp.StatusCode,
+		Err: fmt.Errorf("%s %s: %s: %s", s.method, s.url, resp.Status, strings.TrimSpace(string(body)))}
 	switch {
 	case resp.StatusCode == nethttp.StatusTooManyRequests || resp.StatusCode == nethttp.StatusServiceUnavailable:
 		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {

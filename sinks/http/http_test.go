@@ -119,6 +119,9 @@ func TestFailureClassification(t *testing.T) {
 		if ok != (c.after > 0) || after != c.after {
 			t.Errorf("%d: retry-after = %v %v, want %v", c.status, after, ok, c.after)
 		}
+		if sinks.StatusOf(err) != c.status {
+			t.Errorf("%d: status not carried: %d", c.status, sinks.StatusOf(err))
+		}
 		if !strings.Contains(err.Error(), "nope") {
 			t.Errorf("%d: error does not carry the answer body: %v", c.status, err)
 		}

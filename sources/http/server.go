@@ -231,14 +231,15 @@ func (h *Handler) batch(w nethttp.ResponseWriter, r *nethttp.Request, bus string
 
 // prepare normalises and encodes one event.
 func (h *Handler) prepare(ev *event.Event) (pipeline.Record, error) {
-	if err := pipeline.Normalize(ev, h.opts.Now()); err != nil {
+	now := h.opts.Now()
+	if err := pipeline.Normalize(ev, now); err != nil {
 		return pipeline.Record{}, err
 	}
 	b, err := pipeline.Encode(ev)
 	if err != nil {
 		return pipeline.Record{}, err
 	}
-	return pipeline.Record{ID: ev.ID(), Event: b}, nil
+	return pipeline.Record{ID: ev.ID(), Event: b, IngestTime: now}, nil
 }
 
 // publish hands records to the bus; false means an error answer was written.
