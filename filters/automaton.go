@@ -58,6 +58,7 @@ type valueIndex struct {
 	numeric numIndex
 	cidr    cidrIndex
 	linear  []linearAlt // wildcard, contains, regex, anything-but
+	kinds   uint8       // bit 1<<evKind set when a value of that kind can lead somewhere
 }
 
 type linearAlt struct {
@@ -116,7 +117,34 @@ func (vi *valueIndex) add(a *alt, to *state) {
 	}
 }
 
-func (vi *valueIndex) finish() { vi.numeric.finish() }
+func (vi *valueIndex) finish() {
+	vi.numeric.finish()
+	for _, t := range []*trieNode{vi.prefix, vi.suffix, vi.prefixF, vi.suffixF} {
+		if t != nil {
+			t.compress()
+		}
+	}
+	const all = 1<<evString | 1<<evNumber | 1<<evTrue | 1<<evFalse | 1<<evNull
+	if len(vi.any) > 0 || len(vi.linear) > 0 {
+		vi.kinds = all
+		return
+	}
+	if vi.str != nil || vi.fold != nil || vi.prefix != nil || vi.suffix != nil || vi.prefixF != nil || vi.suffixF != nil || vi.cidr.n > 0 {
+		vi.kinds |= 1 << evString
+	}
+	if vi.num != nil || len(vi.numeric.ranges) > 0 {
+		vi.kinds |= 1 << evNumber
+	}
+	if len(vi.tru) > 0 {
+		vi.kinds |= 1 << evTrue
+	}
+	if len(vi.fls) > 0 {
+		vi.kinds |= 1 << evFalse
+	}
+	if len(vi.null) > 0 {
+		vi.kinds |= 1 << evNull
+	}
+}
 
 // collect appends to sc.next, without duplicates, the states value f leads to.
 func (vi *valueIndex) collect(sc *scratch, f *evField) {
@@ -171,11 +199,27 @@ func (vi *valueIndex) collect(sc *scratch, f *evField) {
 	}
 }
 
-// trieNode is a byte trie of prefixes (or reversed suffixes).
+// trieNode is a byte trie of prefixes (or reversed suffixes). After
+// building, chains of nodes with one child and no states are folded into
+// skip, the bytes that must follow the key byte leading to the node, so a
+// long shared prefix costs one comparison instead of a lookup per byte.
 type trieNode struct {
 	keys   []byte
 	kids   []*trieNode
+	skip   string // in walk order (reversed for suffix tries)
 	states []*state
+}
+
+func (n *trieNode) compress() {
+	for j, k := range n.kids {
+		for len(k.states) == 0 && len(k.keys) == 1 {
+			c := k.kids[0]
+			c.skip = k.skip + string(k.keys[:1]) + c.skip
+			k = c
+		}
+		n.kids[j] = k
+		k.compress()
+	}
 }
 
 func trieAdd(root *trieNode, s string, reverse bool, to *state) *trieNode {
@@ -231,14 +275,31 @@ func (n *trieNode) child(c byte) *trieNode {
 
 func (n *trieNode) walk(sc *scratch, v []byte, reverse bool) {
 	sc.addAll(n.states)
-	for i := 0; i < len(v) && n != nil; i++ {
+	for i := 0; i < len(v); {
 		c := v[i]
 		if reverse {
 			c = v[len(v)-1-i]
 		}
-		if n = n.child(c); n != nil {
-			sc.addAll(n.states)
+		i++
+		if n = n.child(c); n == nil {
+			return
 		}
+		if s := n.skip; s != "" {
+			if len(v)-i < len(s) {
+				return
+			}
+			if reverse {
+				for k := 0; k < len(s); k++ {
+					if v[len(v)-1-i-k] != s[k] {
+						return
+					}
+				}
+			} else if string(v[i:i+len(s)]) != s {
+				return
+			}
+			i += len(s)
+		}
+		sc.addAll(n.states)
 	}
 }
 
@@ -391,6 +452,23 @@ func (ci *cidrIndex) collect(sc *scratch, ip netip.Addr) {
 // --- scratch helpers used while walking ---
 
 func (sc *scratch) add(s *state) {
+	// Small sets (the common case) are de-duplicated by a scan, which stays
+	// in cache; past 16 states the per-state stamps take over.
+	seg := sc.next[sc.mark:]
+	if len(seg) < 16 {
+		for _, x := range seg {
+			if x == s {
+				return
+			}
+		}
+		sc.next = append(sc.next, s)
+		if len(seg) == 15 {
+			for _, x := range sc.next[sc.mark:] {
+				sc.stateGen[x.id] = sc.sgen
+			}
+		}
+		return
+	}
 	if sc.stateGen[s.id] != sc.sgen {
 		sc.stateGen[s.id] = sc.sgen
 		sc.next = append(sc.next, s)
@@ -403,8 +481,9 @@ func (sc *scratch) addAll(list []*state) {
 	}
 }
 
-// newCollect starts a new de-duplication generation for sc.next.
+// newCollect starts a new de-duplicated set at the end of sc.next.
 func (sc *scratch) newCollect() {
+	sc.mark = len(sc.next)
 	sc.sgen++
 	if sc.sgen == 0 {
 		clear(sc.stateGen)
@@ -478,7 +557,7 @@ func (sc *scratch) walk(s *state) {
 	for _, t := range s.trans {
 		for fi := sc.head[t.path]; fi >= 0; fi = sc.fields[fi].next {
 			f := &sc.fields[fi]
-			if !sc.compatible(f) {
+			if t.vi.kinds&(1<<f.kind) == 0 || !sc.compatible(f) {
 				continue
 			}
 			mark := len(sc.next)
@@ -544,25 +623,52 @@ func (a *automaton) pathID(c *cond) int32 {
 	return n.leaf
 }
 
-// orderBranch sorts a branch's conditions into the canonical chain order.
-func orderBranch(br branch) branch {
+// orderBranch sorts a branch's conditions into the chain order: by class
+// (hash-indexed first, exists:false last); among positive conditions of one
+// class, paths on which the rule set has more distinct conditions first, as
+// they split the rules into smaller groups (rank may be nil); then by path.
+// The order of positive conditions does not change the result, and
+// exists:false conditions always come after every positive one.
+func orderBranch(br branch, rank map[string]int) branch {
 	out := append(branch(nil), br...)
 	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].spec.class != out[j].spec.class {
-			return out[i].spec.class < out[j].spec.class
+		a, b := out[i], out[j]
+		if a.spec.class != b.spec.class {
+			return a.spec.class < b.spec.class
 		}
-		if out[i].path != out[j].path {
-			return out[i].path < out[j].path
+		if a.spec.class <= 3 && rank[a.path] != rank[b.path] {
+			return rank[a.path] > rank[b.path]
 		}
-		return out[i].spec.key < out[j].spec.key
+		if a.path != b.path {
+			return a.path < b.path
+		}
+		return a.spec.key < b.spec.key
 	})
 	return out
 }
 
+// rankPaths counts the distinct conditions per path over all rules.
+func rankPaths(pats []*compiledPattern) map[string]int {
+	seen := map[string]bool{}
+	rank := map[string]int{}
+	for _, cp := range pats {
+		for _, br := range cp.branches {
+			for _, c := range br {
+				k := c.path + "\x00" + c.spec.key
+				if !seen[k] {
+					seen[k] = true
+					rank[c.path]++
+				}
+			}
+		}
+	}
+	return rank
+}
+
 // insert adds one branch of rule r.
-func (a *automaton) insert(br branch, r int32) {
+func (a *automaton) insert(br branch, r int32, rank map[string]int) {
 	s := a.root
-	for _, c := range orderBranch(br) {
+	for _, c := range orderBranch(br, rank) {
 		pid := a.pathID(c)
 		if s.tmap == nil {
 			s.tmap = map[int32]*trans{}

@@ -33,7 +33,7 @@ func referenceMatch(rr *refRule, event []byte) (bool, error) {
 		return false, err
 	}
 	for _, br := range cp.branches {
-		ok, err := sc.evalBranch(orderBranch(br))
+		ok, err := sc.evalBranch(orderBranch(br, nil))
 		if err != nil {
 			return false, err
 		}

@@ -108,7 +108,7 @@ func ExplainRule(r Rule, event []byte, opts ...Option) (Result, error) {
 			all = all && fr.Match
 			b.Fields = append(b.Fields, fr)
 		}
-		ok, err := sc.evalBranch(orderBranch(br))
+		ok, err := sc.evalBranch(orderBranch(br, nil))
 		if err != nil {
 			return Result{}, err
 		}

@@ -16,8 +16,19 @@ import (
 type pathNode struct {
 	names []string // small fan-out: linear search
 	nodes []*pathNode
-	index map[string]*pathNode // large fan-out
-	leaf  int32                // path id if some pattern tests this path as a leaf, else -1
+	table [][]int32 // large fan-out: buckets of indexes by keyHash
+	leaf  int32     // path id if some pattern tests this path as a leaf, else -1
+}
+
+const pathTableSize = 64
+
+// keyHash is a cheap hash of a field name (length, first and last bytes)
+// that spreads the field names of one object well enough.
+func keyHash(k []byte) int {
+	if len(k) == 0 {
+		return 0
+	}
+	return (len(k)*31 + int(k[0])*7 + int(k[len(k)-1])) & (pathTableSize - 1)
 }
 
 func newPathNode() *pathNode { return &pathNode{leaf: -1} }
@@ -38,18 +49,24 @@ func (n *pathNode) add(name string) *pathNode {
 	c := newPathNode()
 	n.names = append(n.names, name)
 	n.nodes = append(n.nodes, c)
-	if len(n.names) > 8 {
-		n.index = make(map[string]*pathNode, len(n.names))
+	if len(n.names) > 6 {
+		n.table = make([][]int32, pathTableSize)
 		for i, k := range n.names {
-			n.index[k] = n.nodes[i]
+			h := keyHash([]byte(k))
+			n.table[h] = append(n.table[h], int32(i))
 		}
 	}
 	return c
 }
 
 func (n *pathNode) lookup(key []byte) *pathNode {
-	if n.index != nil {
-		return n.index[string(key)]
+	if n.table != nil {
+		for _, i := range n.table[keyHash(key)] {
+			if n.names[i] == string(key) {
+				return n.nodes[i]
+			}
+		}
+		return nil
 	}
 	for i, k := range n.names {
 		if len(k) == len(key) && k == string(key) {
@@ -108,6 +125,7 @@ type scratch struct {
 
 	used     []int32 // fields chosen on the current automaton path (only those with trails)
 	next     []*state
+	mark     int // start of the set being collected in next
 	stateGen []uint32
 	sgen     uint32
 	ruleGen  []uint32
@@ -167,15 +185,11 @@ func (sc *scratch) trailOf(f *evField) []arrayPos {
 
 // emit records one leaf; elem says it is directly an array element.
 func (sc *scratch) emit(path int32, kind evKind, val []byte, elem bool) {
-	f := evField{val: val, path: path, kind: kind, next: -1}
+	i := int32(len(sc.fields))
+	sc.fields = append(sc.fields, evField{val: val, path: path, kind: kind, next: -1})
+	f := &sc.fields[i]
 	if kind == evNumber {
-		n, err := strconv.ParseFloat(unsafe.String(&val[0], len(val)), 64)
-		if err == nil {
-			if n == 0 {
-				n = 0
-			}
-			f.num, f.numOK = n, true
-		}
+		f.num, f.numOK = parseJSONNumber(val)
 	}
 	if len(sc.trail) > 0 {
 		f.trail0 = int32(len(sc.trails))
@@ -185,8 +199,6 @@ func (sc *scratch) emit(path int32, kind evKind, val []byte, elem bool) {
 			sc.trails[len(sc.trails)-1].leaf = true
 		}
 	}
-	i := int32(len(sc.fields))
-	sc.fields = append(sc.fields, f)
 	if sc.head[path] < 0 {
 		sc.head[path] = i
 		sc.touched = append(sc.touched, path)
@@ -194,6 +206,39 @@ func (sc *scratch) emit(path int32, kind evKind, val []byte, elem bool) {
 		sc.fields[sc.tail[path]].next = i
 	}
 	sc.tail[path] = i
+}
+
+// parseJSONNumber converts a valid JSON number; small integers take a
+// fast path that is exact. Numbers beyond float64 report false.
+func parseJSONNumber(v []byte) (float64, bool) {
+	if len(v) <= 15 {
+		neg, d := false, v
+		if d[0] == '-' {
+			neg, d = true, d[1:]
+		}
+		n, ok := int64(0), len(d) > 0
+		for _, c := range d {
+			if c < '0' || c > '9' {
+				ok = false
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if ok {
+			if neg {
+				n = -n
+			}
+			return float64(n), true // -0 becomes 0
+		}
+	}
+	x, err := strconv.ParseFloat(unsafe.String(&v[0], len(v)), 64)
+	if err != nil {
+		return 0, false
+	}
+	if x == 0 {
+		x = 0
+	}
+	return x, true
 }
 
 // flatten parses the event and records the leaves at the paths of root.

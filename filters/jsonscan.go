@@ -1,6 +1,7 @@
 package filters
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -59,6 +60,10 @@ func scanString(b []byte, i int) (end int, esc bool, err error) {
 	start := i
 	i++
 	for {
+		// Eight bytes at a time while none needs attention.
+		for i+8 <= len(b) && !wordNeedsAttention(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && strPlain[b[i]] {
 			i++
 		}
@@ -88,6 +93,19 @@ func scanString(b []byte, i int) (end int, esc bool, err error) {
 			return 0, false, synErr(i, "control character in string")
 		}
 	}
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// wordNeedsAttention reports whether any of the eight bytes of w is a
+// quote, a backslash or a control character (SWAR zero-byte tests).
+func wordNeedsAttention(w uint64) bool {
+	q := w ^ (lsb * '"')
+	bs := w ^ (lsb * '\\')
+	return ((q-lsb)&^q|(bs-lsb)&^bs|(w-lsb*0x20)&^w)&msb != 0
 }
 
 func hexVal(c byte) rune {

@@ -122,6 +122,7 @@ type engine struct {
 func newEngine(rules []Rule, o options) (*engine, error) {
 	e := &engine{a: newAutomaton()}
 	co := o.compile()
+	pats := make([]*compiledPattern, len(rules))
 	for i, r := range rules {
 		cp, err := compilePattern(r.Pattern, co)
 		if err != nil {
@@ -142,11 +143,15 @@ func newEngine(rules []Rule, o options) (*engine, error) {
 				return nil, err
 			}
 		}
-		for _, br := range cp.branches {
-			e.a.insert(br, int32(i))
-		}
+		pats[i] = cp
 		e.names = append(e.names, r.Name)
 		e.filters = append(e.filters, fp)
+	}
+	rank := rankPaths(pats)
+	for i, cp := range pats {
+		for _, br := range cp.branches {
+			e.a.insert(br, int32(i), rank)
+		}
 	}
 	e.a.finish()
 	nstates, npaths, nrules := e.a.nstates, e.a.npaths, len(rules)
