@@ -25,6 +25,12 @@
 // to it ("send on closed channel" on Close), drains the connection it was
 // given, and its publisher waits for each PubAck in turn. Those are the core
 // of this transport, so working around them would leave little of it.
+//
+// Streams, consumers and publishing use nats.go/jetstream. Consuming speaks
+// the JetStream pull protocol on the subscription's own inbox: cancelling a
+// jetstream Fetch unsubscribes and drops messages already on their way
+// (each then waits a whole AckWait), and its Messages/Consume iterators
+// prefetch beyond MaxInFlight, where buffered messages get no InProgress.
 // Messages use watermill-nats's UUID header (see HeaderUUID), so the wire
 // format stays readable by it.
 //
@@ -56,13 +62,14 @@
 //
 // Each subscription pulls only as many messages as it has free slots
 // (MaxInFlight), hands each one to the output channel, and tracks it: Ack
-// -> DoubleAck, which returns once the server has recorded the ack; Nack ->
-// NakWithDelay(NackDelay); every AckWait/3 while neither happened ->
-// InProgress, so a slow handler never causes a redelivery. The message
-// context is cancelled once the message is settled.
+// -> a double ack (AckSync: it returns once the server has recorded the
+// ack; the slot is reused only then); Nack -> a Nak with NackDelay, also
+// confirmed; every AckWait/3 while neither happened -> InProgress, so a
+// slow handler never causes a redelivery. The message context is cancelled
+// once the message is settled.
 //
-// Close (or cancelling Subscribe's ctx) stops pulling, gives back fetched
-// messages nobody took (Nak), waits up to DrainTimeout for handed-out
+// Close (or cancelling Subscribe's ctx) stops pulling, drains the inbox and
+// gives back (Nak) messages nobody took, waits up to DrainTimeout for handed-out
 // messages to be acked or nacked, then Naks the rest (their contexts are
 // cancelled; they are delivered again), closes the output channel, and only
 // then the connection. Close can take DrainTimeout plus a few seconds for

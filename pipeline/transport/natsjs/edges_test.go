@@ -3,6 +3,7 @@ package natsjs
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -487,4 +488,66 @@ func TestSyncAlwaysAndListen(t *testing.T) {
 	}
 	_, ch := subscribe(t, tr, "router", topic, transport.SubscribeOptions{MaxInFlight: 3})
 	receiveAck(t, ch, 3, 10*time.Second)
+}
+
+// Over nats://, publisher and subscriber survive a restart of the server:
+// publishing fails while it is down, then works again, and the subscriber
+// resumes without waiting for its old pull request to expire.
+func TestNATSReconnect(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	server := open(t, dir, "?listen="+addr)
+
+	remote, err := transport.Open(context.Background(), "nats://"+addr, transport.Options{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer remote.Close()
+	sub, err := remote.Subscriber("router", transport.SubscribeOptions{MaxInFlight: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ch, err := sub.Subscribe(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Publisher().Publish(topic, newMsgs(2, "before")...); err != nil {
+		t.Fatal(err)
+	}
+	receiveAck(t, ch, 2, 10*time.Second)
+
+	if err := server.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Publisher().Publish(topic, newMsgs(1, "down")...); err == nil {
+		t.Fatal("Publish succeeded while the server was down")
+	}
+	server = open(t, dir, "?listen="+addr)
+
+	after := newMsgs(3, "after")
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		err := remote.Publisher().Publish(topic, after...)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Publish still failing 15s after the restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	start := time.Now()
+	got := uuids(receiveAck(t, ch, 3, 15*time.Second))
+	for _, m := range after {
+		if !got[m.UUID] {
+			t.Errorf("missed %q after reconnect", m.Payload)
+		}
+	}
+	t.Logf("resumed %s after the first successful publish", time.Since(start))
 }

@@ -271,6 +271,10 @@ func (sb *subscription) pullLoop(ctx context.Context) {
 	expiry := time.NewTimer(time.Hour)
 	defer expiry.Stop()
 	var backoff <-chan time.Time
+	// A reconnect loses the open pull request (the server may have
+	// restarted): ask again at once instead of waiting for its expiry.
+	reconnected := sb.s.nc.StatusChanged(nats.CONNECTED)
+	defer sb.s.nc.RemoveStatusListener(reconnected)
 
 	for {
 		if used := sb.used.Load(); !open && backoff == nil && used < maxInFlight {
@@ -278,7 +282,7 @@ func (sb *subscription) pullLoop(ctx context.Context) {
 			req := fmt.Sprintf(`{"batch":%d,"expires":%d}`, n, pollWait.Nanoseconds())
 			if err := sb.s.nc.PublishRequest(sb.nextSubj, sb.inbox.Subject, []byte(req)); err != nil {
 				retry = min(max(2*retry, 50*time.Millisecond), 5*time.Second)
-				sb.log.Warn("pull request failed; retrying", "err", err, "retry_in", retry)
+				sb.logRetry("pull request failed; retrying", "err", err, "retry_in", retry)
 				backoff = time.After(retry)
 			} else {
 				open, left = true, n
@@ -291,8 +295,10 @@ func (sb *subscription) pullLoop(ctx context.Context) {
 		case <-backoff:
 			backoff = nil
 		case <-sb.wake:
+		case <-reconnected:
+			open = false
 		case <-expiry.C:
-			open = false // no answer: the request was lost (reconnect, server restart)
+			open = false // no answer: the request was lost
 		case m := <-sb.incoming:
 			if m.Reply != "" {
 				retry = 0
@@ -311,13 +317,23 @@ func (sb *subscription) pullLoop(ctx context.Context) {
 			default:
 				open = false
 				retry = min(max(2*retry, 50*time.Millisecond), 5*time.Second)
-				sb.log.Warn("pull request refused; retrying", "status", status, "description", desc, "retry_in", retry)
+				sb.logRetry("pull request refused; retrying", "status", status, "description", desc, "retry_in", retry)
 				backoff = time.After(retry)
 				if strings.Contains(strings.ToLower(desc), "consumer deleted") {
 					sb.recreateConsumer(ctx)
 				}
 			}
 		}
+	}
+}
+
+// logRetry warns, or only debugs while the connection is down (losing it
+// was already logged).
+func (sb *subscription) logRetry(msg string, args ...any) {
+	if sb.s.nc.IsConnected() {
+		sb.log.Warn(msg, args...)
+	} else {
+		sb.log.Debug(msg, args...)
 	}
 }
 
