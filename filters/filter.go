@@ -69,16 +69,21 @@ type filterProgram struct {
 	needData bool
 }
 
-var filterOptions = []expr.Option{
-	expr.Env(FilterVars{}),
-	expr.AsBool(),
-	expr.Function("jsonpath", func(p ...any) (any, error) {
-		return JSONPath(p[0], p[1].(string))
-	}, new(func(any, string) any)),
-	expr.Function("cidr", func(p ...any) (any, error) {
-		return cidrContains(p[0].(string), p[1].(string)), nil
-	}, new(func(string, string) bool)),
+// HelperFunctions returns the functions filter expressions may call besides
+// expr-lang's builtins: jsonpath(value, path) and cidr(ip, block). Transform
+// expressions get the same ones.
+func HelperFunctions() []expr.Option {
+	return []expr.Option{
+		expr.Function("jsonpath", func(p ...any) (any, error) {
+			return JSONPath(p[0], p[1].(string))
+		}, new(func(any, string) any)),
+		expr.Function("cidr", func(p ...any) (any, error) {
+			return cidrContains(p[0].(string), p[1].(string)), nil
+		}, new(func(string, string) bool)),
+	}
 }
+
+var filterOptions = append([]expr.Option{expr.Env(FilterVars{}), expr.AsBool()}, HelperFunctions()...)
 
 func compileFilter(src string) (*filterProgram, error) {
 	if strings.TrimSpace(src) == "" {
