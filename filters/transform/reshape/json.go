@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"encoding/json"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf16"
@@ -404,7 +406,7 @@ func unescape(dst, s []byte) []byte {
 			r := hex4(s[i+1 : i+5])
 			i += 4
 			if utf16.IsSurrogate(r) {
-				if i+6 < len(s)+0 && s[i+1] == '\\' && s[i+2] == 'u' && isHex4(s[i+3:i+7]) {
+				if i+6 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' && isHex4(s[i+3:i+7]) {
 					if r2 := utf16.DecodeRune(r, hex4(s[i+3:i+7])); r2 != utf8.RuneError {
 						r = r2
 						i += 6
@@ -592,20 +594,21 @@ type Number string
 // through an expression never changes it.
 func decodeNumber(t []byte) any {
 	integer := true
-	digits := 0
+	digits := 0 // significant digits of the mantissa
 	leading := true
 	for _, c := range t {
+		if c == 'e' || c == 'E' {
+			integer = false
+			break
+		}
 		switch {
-		case c == '.' || c == 'e' || c == 'E':
+		case c == '.':
 			integer = false
 		case c >= '0' && c <= '9':
 			if c != '0' || !leading {
 				leading = false
 				digits++
 			}
-		}
-		if c == 'e' || c == 'E' {
-			break
 		}
 	}
 	if integer {
@@ -740,3 +743,24 @@ func appendFloat(dst []byte, f float64, bits int) ([]byte, error) {
 	}
 	return dst, nil
 }
+
+// appendReflect writes any other value an expression can produce (say a
+// []int from map()) with encoding/json.
+func appendReflect(dst []byte, v any, depth int) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return dst, fmt.Errorf("the result cannot be written as JSON: %v", err)
+	}
+	return append(dst, b...), nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func sortStrings(s []string) { slices.Sort(s) }
