@@ -73,7 +73,16 @@
 // messages to be acked or nacked, then Naks the rest (their contexts are
 // cancelled; they are delivered again), closes the output channel, and only
 // then the connection. Close can take DrainTimeout plus a few seconds for
-// the last acks to be confirmed.
+// the last acks to be confirmed. Transport.Close closes the subscribers
+// still open in parallel before stopping the server, so the orderly
+// shutdown is: stop taking new events, close routers (their subscribers
+// drain), then close the transport.
+//
+// Messages are tracked (InProgress) from the moment they are taken from
+// the subscription's inbox. Read the output channel promptly (watermill's
+// Router does, one goroutine per message): at most MaxInFlight messages are
+// requested at a time, and those still queued behind an unread channel get
+// no InProgress, so a reader stalled longer than AckWait sees them again.
 //
 // After a restart of the embedded server, messages that were in flight when
 // it stopped (nacked by the drain or not) come back once AckWait has passed

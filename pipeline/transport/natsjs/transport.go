@@ -257,10 +257,17 @@ func (t *Transport) Close() error {
 	}
 	t.mu.Unlock()
 
-	var errs []error
-	for _, s := range subs {
-		errs = append(errs, s.Close())
+	// Drain them in parallel: Close takes at most one DrainTimeout.
+	errs := make([]error, len(subs))
+	var wg sync.WaitGroup
+	for i, s := range subs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.Close()
+		}()
 	}
+	wg.Wait()
 	t.closeConns()
 	if t.server != nil {
 		t.server.stop()
