@@ -1,6 +1,12 @@
 package main
 
-import "net/http"
+import (
+	"net/http"
 
-// mountAPI adds the management and tooling endpoints.
-func mountAPI(mux *http.ServeMux) {}
+	"github.com/busbar/busbar/filters"
+)
+
+// mountAPI adds the tooling endpoints that need no running bus.
+func mountAPI(mux *http.ServeMux) {
+	mux.Handle("/v1/test-pattern", filters.TestPatternHandler())
+}

@@ -490,3 +490,26 @@ func TestCrashDurability(t *testing.T) {
 	startSubprocess(t, cfg, data, addr)
 	reportDelivery(t, s, ids)
 }
+
+// TestServeTooling: the health, readiness and test-pattern endpoints of a
+// running busbar.
+func TestServeTooling(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "rules: []\n")
+	base, _ := startInProcess(t, cfg, filepath.Join(dir, "data"))
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d", p, resp.StatusCode)
+		}
+	}
+	out := mustPost(t, base+"/v1/test-pattern", "application/json",
+		[]byte(`{"pattern":{"detail-type":["order.created"]},"event":{"specversion":"1.0","id":"1","source":"erp","type":"order.created"}}`), nil)
+	if out["Result"] != true {
+		t.Errorf("test-pattern: %v", out)
+	}
+}

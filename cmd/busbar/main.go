@@ -66,6 +66,7 @@ Start with:  busbar serve --config examples/retail/busbar.yaml`,
 		newServeCmd(g),
 		newPutEventsCmd(),
 		newValidateCmd(),
+		newTestPatternCmd(),
 		newVersionCmd(),
 		newDevCmd(g),
 	)
