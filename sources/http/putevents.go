@@ -52,12 +52,8 @@ type PutEventsResultEntry struct {
 }
 
 func (h *Handler) putEvents(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
-	body, ok := h.readBody(w, r)
+	body, ok := h.readJSON(w, r)
 	if !ok {
-		return
-	}
-	if err := checkJSON(body); err != nil {
-		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
 		return
 	}
 	var req PutEventsRequest

@@ -118,6 +118,20 @@ func (h *Handler) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte
 	return b, true
 }
 
+// readJSON reads the capped body and checks it is well-formed JSON; false
+// means an answer was written.
+func (h *Handler) readJSON(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte, bool) {
+	body, ok := h.readBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	if err := checkJSON(body); err != nil {
+		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
+		return nil, false
+	}
+	return body, true
+}
+
 // events serves the CloudEvents HTTP binding.
 func (h *Handler) events(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
 	media, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -125,12 +139,8 @@ func (h *Handler) events(w nethttp.ResponseWriter, r *nethttp.Request, bus strin
 	case media == mediaBatch:
 		h.batch(w, r, bus)
 	case media == mediaStructured:
-		body, ok := h.readBody(w, r)
+		body, ok := h.readJSON(w, r)
 		if !ok {
-			return
-		}
-		if err := checkJSON(body); err != nil {
-			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
 			return
 		}
 		ev, err := decodeStructured(body)
@@ -178,12 +188,8 @@ func (h *Handler) single(w nethttp.ResponseWriter, r *nethttp.Request, bus strin
 
 // batch serves batch mode: every event must be valid, or none is published.
 func (h *Handler) batch(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
-	body, ok := h.readBody(w, r)
+	body, ok := h.readJSON(w, r)
 	if !ok {
-		return
-	}
-	if err := checkJSON(body); err != nil {
-		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
 		return
 	}
 	var raws []json.RawMessage
