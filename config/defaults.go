@@ -85,5 +85,8 @@ func (t *Target) applyDefaults() {
 	}
 	if t.Concurrency == 0 {
 		t.Concurrency = DefaultConcurrency
+		if t.Type == TypeClickHouse {
+			t.Concurrency = DefaultClickHouseConcurrency
+		}
 	}
 }

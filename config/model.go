@@ -110,8 +110,80 @@ type Target struct {
 	// Retry bounds redelivery of failed attempts.
 	Retry Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// Concurrency is how many events of this target may be in delivery at
-	// once: 1 to 1024 (default 16). 1 keeps strict order.
+	// once: 1 to 1024 (default 16). 1 keeps strict order. Batching sinks
+	// fill a batch only from events in delivery: clickhouse targets take 1
+	// to 100000 (default 10000).
 	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
+	// Batch groups events into bulk writes, for sinks that write in bulk
+	// (clickhouse).
+	Batch Batch `yaml:"batch,omitempty" json:"batch,omitzero"`
+	// ClickHouse says where and how a clickhouse target stores events
+	// (required for type clickhouse).
+	ClickHouse ClickHouse `yaml:"clickhouse,omitempty" json:"clickhouse,omitzero"`
+}
+
+// Batch bounds the bulk writes of a batching sink. A batch is written when
+// it reaches max_rows or max_bytes, or max_wait after its first event, or
+// when every event in delivery is waiting for it.
+type Batch struct {
+	// MaxRows is the most events in one write: 1 to 1000000 (default 50000).
+	MaxRows int `yaml:"max_rows,omitempty" json:"max_rows,omitempty"`
+	// MaxBytes is the most bytes of events in one write: 1024 to 1 GiB
+	// (default 16777216, 16 MiB).
+	MaxBytes int64 `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+	// MaxWait is how long the first event of a batch waits for more: 1ms to
+	// 1h (default 1s).
+	MaxWait Duration `yaml:"max_wait,omitempty" json:"max_wait,omitempty"`
+	// MaxInFlight is how many writes may run at once: 1 to 64 (default 4).
+	MaxInFlight int `yaml:"max_in_flight,omitempty" json:"max_in_flight,omitempty"`
+}
+
+// ClickHouse is a clickhouse target's server and table. Without columns,
+// events go to the default events table (one row per event: CloudEvents
+// attributes as columns, data as JSON; see docs/clickhouse.md), created when
+// missing. With columns, they go to a table of yours.
+type ClickHouse struct {
+	// DSN of the server: clickhouse://user:password@host:9000/database for
+	// the native protocol, or http://user:password@host:8123/database (or
+	// https://...?secure=true) for HTTP. Keep the password in ${ENV}.
+	DSN string `yaml:"dsn" json:"dsn"`
+	// Table to write, as name or database.name (default "events").
+	Table string `yaml:"table,omitempty" json:"table,omitempty"`
+	// CreateTable creates the default events table when it is missing
+	// (default true). A table with columns must exist already.
+	CreateTable *bool `yaml:"create_table,omitempty" json:"create_table,omitempty"`
+	// DataType is the type of the data column of a created events table:
+	// "json" (the default: ClickHouse's JSON type, paths queryable as
+	// data.a.b) or "string" (the data as JSON text).
+	DataType string `yaml:"data_type,omitempty" json:"data_type,omitempty"`
+	// TTL drops rows this long after they were ingested, for a created
+	// events table: 1h or more (default: keep forever).
+	TTL Duration `yaml:"ttl,omitempty" json:"ttl,omitempty"`
+	// AsyncInsert lets the server buffer inserts (async_insert=1,
+	// wait_for_async_insert=1): fewer parts from small batches, at the price
+	// of weaker deduplication of retried batches.
+	AsyncInsert bool `yaml:"async_insert,omitempty" json:"async_insert,omitempty"`
+	// Columns map the columns of your own table to parts of the event; an
+	// event whose value does not fit its column's type fails alone (to the
+	// dead-letter queue).
+	Columns []ClickHouseColumn `yaml:"columns,omitempty" json:"columns,omitempty"`
+}
+
+// ClickHouseColumn fills one column of a custom table: from a JSONPath
+// into the event, or from an expr-lang expression over it.
+type ClickHouseColumn struct {
+	// Name of the column in the table.
+	Name string `yaml:"name" json:"name"`
+	// Path into the CloudEvent (or into the transformed body when the target
+	// has a transform): $.data.order.id, $.source, $['odd key'], $.items[0].
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Expr is an expr-lang expression over the event (id, source, type,
+	// time, data, ...) whose result fills the column, instead of path.
+	Expr string `yaml:"expr,omitempty" json:"expr,omitempty"`
+	// Default is used when the path finds nothing or null, converted like a
+	// value from the event. Without it a missing value is NULL in a
+	// Nullable column and an error for the event in any other.
+	Default string `yaml:"default,omitempty" json:"default,omitempty"`
 }
 
 // Retry is a target's retry policy: exponential backoff with full jitter.

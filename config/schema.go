@@ -119,6 +119,8 @@ func buildSchema() []byte {
 			p.Maximum = json.Number(strconv.FormatInt(lim[1], 10))
 		}
 	}
+	// clickhouse targets may go higher (the validator checks per type).
+	prop("Target", "concurrency").Maximum = json.Number(strconv.Itoa(MaxBatchingConcurrency))
 	for key, v := range map[string]any{
 		"Ingest.max_batch_entries": DefaultMaxBatchEntries,
 		"Ingest.max_request_bytes": DefaultMaxRequestBytes,

@@ -26,7 +26,7 @@ const namePattern = `^[A-Za-z0-9_-]{1,64}$`
 var nameRE = regexp.MustCompile(namePattern)
 
 var (
-	targetTypes      = []string{TypeHTTP}
+	targetTypes      = []string{TypeHTTP, TypeClickHouse}
 	modes            = []string{ModeStructured, ModeBinary}
 	methods          = []string{"POST", "PUT", "PATCH"}
 	transportSchemes = []string{"embedded", "nats", "kafka", "pulsar"}
@@ -39,6 +39,9 @@ var intLimits = map[string][2]int64{
 	"Ingest.max_request_bytes": {1 << 10, 1 << 30},
 	"Bus.max_bytes":            {0, math.MaxInt64},
 	"Target.concurrency":       {1, 1024},
+	"Batch.max_rows":           {1, 1_000_000},
+	"Batch.max_bytes":          {1 << 10, 1 << 30},
+	"Batch.max_in_flight":      {1, 64},
 	"Retry.max_attempts":       {1, 1000},
 }
 
@@ -47,6 +50,8 @@ var durationLimits = map[string][2]time.Duration{
 	"Target.timeout":         {time.Millisecond, 15 * time.Minute},
 	"Retry.initial_interval": {time.Millisecond, time.Hour},
 	"Retry.max_interval":     {time.Millisecond, 24 * time.Hour},
+	"Batch.max_wait":         {time.Millisecond, time.Hour},
+	"ClickHouse.ttl":         {time.Hour, 100 * 365 * 24 * time.Hour},
 	"Retry.max_event_age":    {time.Second, 7 * 24 * time.Hour},
 }
 
@@ -378,7 +383,13 @@ func (v *validator) target(path string, t *Target) {
 	}
 	v.headers(path+".headers", t.Headers)
 	v.durationField(path+".timeout", "Target.timeout", t.Timeout, DefaultTimeout)
-	v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), DefaultConcurrency)
+	if t.Type == TypeClickHouse {
+		v.batchingConcurrency(path+".concurrency", t.Concurrency)
+	} else {
+		v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), DefaultConcurrency)
+	}
+	v.batch(path+".batch", &t.Batch)
+	v.clickhouse(path, t)
 
 	rp := path + ".retry"
 	v.intField(rp+".max_attempts", "Retry.max_attempts", int64(t.Retry.MaxAttempts), DefaultMaxAttempts)
