@@ -1,10 +1,10 @@
 package reshape
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"encoding/json"
 	"slices"
 	"strconv"
 	"time"
