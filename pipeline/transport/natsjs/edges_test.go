@@ -551,3 +551,28 @@ func TestNATSReconnect(t *testing.T) {
 	}
 	t.Logf("resumed %s after the first successful publish", time.Since(start))
 }
+
+// Someone deletes the group's consumer under a running subscriber: it is
+// recreated (reading from the oldest retained message) and consumption goes
+// on.
+func TestConsumerDeletedIsRecreated(t *testing.T) {
+	tr := open(t, t.TempDir(), "")
+	_, ch := subscribe(t, tr, "router", topic, transport.SubscribeOptions{MaxInFlight: 4})
+	if err := tr.Publisher().Publish(topic, newMsgs(2, "before")...); err != nil {
+		t.Fatal(err)
+	}
+	receiveAck(t, ch, 2, 10*time.Second)
+	stream, _ := StreamName(topic)
+	if err := tr.js.DeleteConsumer(context.Background(), stream, "router"); err != nil {
+		t.Fatal(err)
+	}
+	after := newMsgs(1, "after")
+	if err := tr.Publisher().Publish(topic, after...); err != nil {
+		t.Fatal(err)
+	}
+	// The recreated consumer starts over: "before" twice, then "after".
+	got := uuids(receiveAck(t, ch, 3, 20*time.Second))
+	if !got[after[0].UUID] {
+		t.Fatal("message published after the consumer was deleted not received")
+	}
+}

@@ -319,7 +319,9 @@ func (sb *subscription) pullLoop(ctx context.Context) {
 				retry = min(max(2*retry, 50*time.Millisecond), 5*time.Second)
 				sb.logRetry("pull request refused; retrying", "status", status, "description", desc, "retry_in", retry)
 				backoff = time.After(retry)
-				if strings.Contains(strings.ToLower(desc), "consumer deleted") {
+				// 409 "Consumer Deleted" while a request was open, 503 (no
+				// responders) for a request to a consumer that is gone.
+				if status == "503" || strings.Contains(strings.ToLower(desc), "consumer deleted") {
 					sb.recreateConsumer(ctx)
 				}
 			}
