@@ -107,6 +107,10 @@ type Target struct {
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Mode is the CloudEvents HTTP binding mode: "structured" (default) or "binary".
 	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Transform reshapes what the target receives: the whole event (the
+	// default), its data, one part, a constant, a template or an expression,
+	// after masking personal data. See docs/transforms.md.
+	Transform *Transform `yaml:"transform,omitempty" json:"transform,omitempty"`
 	// Retry bounds redelivery of failed attempts.
 	Retry Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// Concurrency is how many events of this target may be in delivery at
@@ -230,4 +234,57 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// Transform reshapes the events one target receives (docs/transforms.md).
+// It has one form, named by form or by the one form field set (path,
+// constant, template, expr); masks apply first, with any form.
+type Transform struct {
+	// Form is the shape delivered: "whole" (the CloudEvent; the default),
+	// "data", "part", "constant", "template" or "expr". Left out, it is the
+	// form of the field that is set.
+	Form string `yaml:"form,omitempty" json:"form,omitempty"`
+	// Path is the JSONPath of the part delivered, for form part
+	// ($.data.order). A path with [*], .* or .. delivers the list of values.
+	Path string `yaml:"path,omitempty" json:"path,omitempty"`
+	// Constant is delivered instead of every event, for form constant: sent
+	// as application/json when it is JSON, as text/plain otherwise.
+	Constant *string `yaml:"constant,omitempty" json:"constant,omitempty"`
+	// Paths define the template's variables, for form template: up to 100
+	// of name: JSONPath into the event.
+	Paths map[string]string `yaml:"paths,omitempty" json:"paths,omitempty"`
+	// Template is JSON or text with <variable> placeholders, for form
+	// template (EventBridge's input template). A JSON template always gives
+	// valid JSON: strings are quoted and escaped, a missing value is null.
+	Template string `yaml:"template,omitempty" json:"template,omitempty"`
+	// Expr is an expr-lang expression over the event, for form expr: a map,
+	// list, number or boolean result is sent as JSON, a string as text.
+	Expr string `yaml:"expr,omitempty" json:"expr,omitempty"`
+	// Mask hides personal data before the form applies, one mask after the
+	// other (at most 100).
+	Mask []Mask `yaml:"mask,omitempty" json:"mask,omitempty"`
+}
+
+// Mask hides the values one JSONPath reaches.
+type Mask struct {
+	// Path is the JSONPath of the values to hide: $.data.customer.phone;
+	// [*], .* and ..name reach every match.
+	Path string `yaml:"path" json:"path"`
+	// Action is what becomes of them: "redact" (replaced by replacement),
+	// "remove", "hash" (HMAC-SHA256 with key, in hex, so equal values stay
+	// joinable) or "partial" (keep_first and keep_last characters kept, the
+	// rest replaced by *).
+	Action string `yaml:"action" json:"action"`
+	// Replacement is the string redact writes (default "REDACTED"); partial
+	// writes it for objects, lists, booleans and null.
+	Replacement *string `yaml:"replacement,omitempty" json:"replacement,omitempty"`
+	// Key is the secret of hash, at least 16 bytes, written as an ${ENV}
+	// reference. It is never printed.
+	Key string `yaml:"key,omitempty" json:"key,omitempty"`
+	// KeepFirst is how many leading characters partial keeps: 0 to 1000
+	// (default 0).
+	KeepFirst int `yaml:"keep_first,omitempty" json:"keep_first,omitempty"`
+	// KeepLast is how many trailing characters partial keeps: 0 to 1000
+	// (default 0).
+	KeepLast int `yaml:"keep_last,omitempty" json:"keep_last,omitempty"`
 }

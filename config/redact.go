@@ -36,6 +36,7 @@ func (c *Config) Redacted() *Config {
 			t := &out.Rules[i].Targets[j]
 			tp := fmt.Sprintf("rules[%d].targets[%d]", i, j)
 			hidePassword(tp+".url", &t.URL)
+			t.Transform.hideKeys(tp+".transform", c.templates)
 			hidePassword(tp+".clickhouse.dsn", &t.ClickHouse.DSN)
 			for k := range t.Headers {
 				if _, ok := c.templates[join(tp+".headers", k)]; !ok {
@@ -114,6 +115,7 @@ func (c *Config) Clone() *Config {
 		r.Targets = slices.Clone(r.Targets)
 		for j := range r.Targets {
 			r.Targets[j].Headers = maps.Clone(r.Targets[j].Headers)
+			r.Targets[j].Transform = r.Targets[j].Transform.clone()
 			r.Targets[j].ClickHouse.Columns = slices.Clone(r.Targets[j].ClickHouse.Columns)
 		}
 	}

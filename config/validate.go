@@ -382,6 +382,7 @@ func (v *validator) target(path string, t *Target) {
 		v.add(path+".mode", "%s is not a CloudEvents HTTP mode (use %s%s)", v.show(path+".mode", t.Mode), orList(modes), didYouMean(t.Mode, modes))
 	}
 	v.headers(path+".headers", t.Headers)
+	v.transform(path+".transform", t.Transform)
 	v.durationField(path+".timeout", "Target.timeout", t.Timeout, DefaultTimeout)
 	if t.Type == TypeClickHouse {
 		v.batchingConcurrency(path+".concurrency", t.Concurrency)
