@@ -3,6 +3,7 @@ package filters
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -188,20 +189,21 @@ func TestJSONPath(t *testing.T) {
 	}
 }
 
-func TestWordNeedsAttention(t *testing.T) {
+func TestAttentionMask(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	alphabet := []byte{'a', 'Z', ' ', '"', '\\', 0x1f, 0x00, 0x7f, 0x80, 0xff, 0x20, 0x21, 0x5b, 0x5d}
 	for range 100000 {
 		var b [8]byte
-		want := false
+		want := 8 // index of the first byte needing attention
 		for i := range b {
 			b[i] = alphabet[r.IntN(len(alphabet))]
-			if !strPlain[b[i]] {
-				want = true
+			if !strPlain[b[i]] && want == 8 {
+				want = i
 			}
 		}
-		if got := wordNeedsAttention(binary.LittleEndian.Uint64(b[:])); got != want {
-			t.Fatalf("wordNeedsAttention(%q) = %v, want %v", b, got, want)
+		m := attentionMask(binary.LittleEndian.Uint64(b[:]))
+		if got := bits.TrailingZeros64(m) >> 3; got != want {
+			t.Fatalf("attentionMask(%q): first flagged byte %d, want %d", b, got, want)
 		}
 	}
 }

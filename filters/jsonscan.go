@@ -2,6 +2,7 @@ package filters
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -60,8 +61,13 @@ func scanString(b []byte, i int) (end int, esc bool, err error) {
 	start := i
 	i++
 	for {
-		// Eight bytes at a time while none needs attention.
-		for i+8 <= len(b) && !wordNeedsAttention(binary.LittleEndian.Uint64(b[i:])) {
+		// Eight bytes at a time: the lowest flagged byte of the SWAR mask
+		// is exactly the first quote, backslash or control character.
+		for i+8 <= len(b) {
+			if m := attentionMask(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				goto special
+			}
 			i += 8
 		}
 		for i < len(b) && strPlain[b[i]] {
@@ -70,6 +76,7 @@ func scanString(b []byte, i int) (end int, esc bool, err error) {
 		if i >= len(b) {
 			return 0, false, synErr(start, "unterminated string")
 		}
+	special:
 		switch b[i] {
 		case '"':
 			return i + 1, esc, nil
@@ -100,12 +107,14 @@ const (
 	msb = 0x8080808080808080
 )
 
-// wordNeedsAttention reports whether any of the eight bytes of w is a
-// quote, a backslash or a control character (SWAR zero-byte tests).
-func wordNeedsAttention(w uint64) bool {
+// attentionMask flags (in the high bit of each byte) the bytes of w, read
+// little-endian, that are a quote, a backslash or a control character. The
+// zero-byte tests can also flag a byte above a flagged one, never below, so
+// the lowest flagged byte is exact.
+func attentionMask(w uint64) uint64 {
 	q := w ^ (lsb * '"')
 	bs := w ^ (lsb * '\\')
-	return ((q-lsb)&^q|(bs-lsb)&^bs|(w-lsb*0x20)&^w)&msb != 0
+	return ((q-lsb)&^q | (bs-lsb)&^bs | (w-lsb*0x20)&^w) & msb
 }
 
 func hexVal(c byte) rune {
