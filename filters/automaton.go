@@ -44,13 +44,13 @@ type trans struct {
 
 // valueIndex finds the next states an event value leads to.
 type valueIndex struct {
-	str     map[string][]*state
+	str     strSet
 	num     map[float64][]*state
 	tru     []*state
 	fls     []*state
 	null    []*state
 	any     []*state // exists: true
-	fold    map[string][]*state
+	fold    strSet
 	prefix  *trieNode
 	suffix  *trieNode // on reversed strings
 	prefixF *trieNode // on folded strings
@@ -78,10 +78,7 @@ func addState(list []*state, s *state) []*state {
 func (vi *valueIndex) add(a *alt, to *state) {
 	switch a.op {
 	case opString:
-		if vi.str == nil {
-			vi.str = map[string][]*state{}
-		}
-		vi.str[a.s] = addState(vi.str[a.s], to)
+		vi.str.add(a.s, to)
 	case opNumber:
 		if vi.num == nil {
 			vi.num = map[float64][]*state{}
@@ -96,10 +93,7 @@ func (vi *valueIndex) add(a *alt, to *state) {
 	case opExists:
 		vi.any = addState(vi.any, to)
 	case opFold:
-		if vi.fold == nil {
-			vi.fold = map[string][]*state{}
-		}
-		vi.fold[a.s] = addState(vi.fold[a.s], to)
+		vi.fold.add(a.s, to)
 	case opPrefix:
 		vi.prefix = trieAdd(vi.prefix, a.s, false, to)
 	case opSuffix:
@@ -129,7 +123,7 @@ func (vi *valueIndex) finish() {
 		vi.kinds = all
 		return
 	}
-	if vi.str != nil || vi.fold != nil || vi.prefix != nil || vi.suffix != nil || vi.prefixF != nil || vi.suffixF != nil || vi.cidr.n > 0 {
+	if !vi.str.empty() || !vi.fold.empty() || vi.prefix != nil || vi.suffix != nil || vi.prefixF != nil || vi.suffixF != nil || vi.cidr.n > 0 {
 		vi.kinds |= 1 << evString
 	}
 	if vi.num != nil || len(vi.numeric.ranges) > 0 {
@@ -151,8 +145,8 @@ func (vi *valueIndex) collect(sc *scratch, f *evField) {
 	sc.addAll(vi.any)
 	switch f.kind {
 	case evString:
-		if vi.str != nil {
-			sc.addAll(vi.str[string(f.val)])
+		if !vi.str.empty() {
+			sc.addAll(vi.str.get(f.val))
 		}
 		if vi.prefix != nil {
 			vi.prefix.walk(sc, f.val, false)
@@ -160,10 +154,10 @@ func (vi *valueIndex) collect(sc *scratch, f *evField) {
 		if vi.suffix != nil {
 			vi.suffix.walk(sc, f.val, true)
 		}
-		if vi.fold != nil || vi.prefixF != nil || vi.suffixF != nil {
+		if !vi.fold.empty() || vi.prefixF != nil || vi.suffixF != nil {
 			fv := sc.folded(f)
-			if vi.fold != nil {
-				sc.addAll(vi.fold[string(fv)])
+			if !vi.fold.empty() {
+				sc.addAll(vi.fold.get(fv))
 			}
 			if vi.prefixF != nil {
 				vi.prefixF.walk(sc, fv, false)
@@ -197,6 +191,53 @@ func (vi *valueIndex) collect(sc *scratch, f *evField) {
 			sc.add(l.to)
 		}
 	}
+}
+
+// strSet maps exact strings to states: a short list scanned in order while
+// small (the usual case past the first steps, where a Go map's hashing costs
+// more than a few comparisons), a map beyond.
+type strSet struct {
+	keys []string
+	vals [][]*state
+	m    map[string][]*state
+}
+
+const strSetLinear = 8
+
+func (ss *strSet) empty() bool { return len(ss.keys) == 0 && ss.m == nil }
+
+func (ss *strSet) add(k string, to *state) {
+	if ss.m != nil {
+		ss.m[k] = addState(ss.m[k], to)
+		return
+	}
+	for i, x := range ss.keys {
+		if x == k {
+			ss.vals[i] = addState(ss.vals[i], to)
+			return
+		}
+	}
+	ss.keys = append(ss.keys, k)
+	ss.vals = append(ss.vals, []*state{to})
+	if len(ss.keys) > strSetLinear {
+		ss.m = make(map[string][]*state, len(ss.keys))
+		for i, x := range ss.keys {
+			ss.m[x] = ss.vals[i]
+		}
+		ss.keys, ss.vals = nil, nil
+	}
+}
+
+func (ss *strSet) get(k []byte) []*state {
+	if ss.m != nil {
+		return ss.m[string(k)]
+	}
+	for i, x := range ss.keys {
+		if len(x) == len(k) && x == string(k) {
+			return ss.vals[i]
+		}
+	}
+	return nil
 }
 
 // trieNode is a byte trie of prefixes (or reversed suffixes). After
