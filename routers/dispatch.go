@@ -147,6 +147,9 @@ func (d *Dispatcher) deadline(msg *message.Message) time.Time {
 	if err != nil {
 		return time.Time{} // published by something other than a busbar source
 	}
+	if r, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(MetaRedrivenAt)); err == nil && r.After(t) {
+		t = r // a redriven event gets a new lease of life
+	}
 	return t.Add(d.policy.MaxEventAge)
 }
 

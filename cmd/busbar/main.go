@@ -67,6 +67,7 @@ Start with:  busbar serve --config examples/retail/busbar.yaml`,
 		newPutEventsCmd(),
 		newValidateCmd(),
 		newTestPatternCmd(),
+		newDLQCmd(),
 		newVersionCmd(),
 		newDevCmd(g),
 	)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/busbar/busbar/api"
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline/engine"
 	ingest "github.com/busbar/busbar/sources/http"
@@ -90,6 +91,9 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, ready chan<- st
 		Logger:          log,
 	}))
 	mountAPI(mux)
+	dlq := api.NewDLQHandler(eng)
+	mux.Handle("/v1/dlq", dlq)
+	mux.Handle("/v1/dlq/", dlq)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintln(w, `{"status":"ok"}`)

@@ -47,6 +47,8 @@ type Engine struct {
 	tr       transport.Transport
 	pub      message.Publisher
 	buses    map[string]*busRuntime
+	queues   []routers.QueueRef
+	dead     *routers.DeadLetters // nil when the transport cannot browse
 	stopping chan struct{}
 	ready    atomic.Bool
 	stopOnce sync.Once
@@ -94,6 +96,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Engine, erro
 		pub:      tr.Publisher(),
 		buses:    map[string]*busRuntime{},
 		stopping: make(chan struct{}),
+	}
+	if e.dead, err = routers.NewDeadLetters(tr); err != nil {
+		e.log.Info("dead-letter tooling unavailable", "reason", err)
 	}
 	if err := e.build(ctx); err != nil {
 		e.Shutdown(context.Background())
@@ -205,6 +210,7 @@ func (e *Engine) addDispatcher(ctx context.Context, rt *busRuntime, bus, rule st
 	if err != nil {
 		return err
 	}
+	e.queues = append(e.queues, routers.QueueRef{Bus: bus, Rule: rule, Target: t.ID})
 	rt.sinks = append(rt.sinks, sink)
 	conc := t.Concurrency
 	if conc <= 0 {
@@ -228,6 +234,13 @@ func (e *Engine) addDispatcher(ctx context.Context, rt *busRuntime, bus, rule st
 	rt.router.AddConsumerHandler("dispatch."+rule+"."+t.ID, q, sub, d.Handle)
 	return nil
 }
+
+// Queues lists the (rule, target) queues of the config.
+func (e *Engine) Queues() []routers.QueueRef { return e.queues }
+
+// DeadLetters returns the dead-letter tooling, or nil when the transport
+// cannot browse its topics.
+func (e *Engine) DeadLetters() *routers.DeadLetters { return e.dead }
 
 // HasBus reports whether the bus exists.
 func (e *Engine) HasBus(bus string) bool {

@@ -6,6 +6,7 @@ package transport
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -149,3 +150,37 @@ func (e *PublishError) Unwrap() []error {
 	}
 	return errs
 }
+
+// Inspector reads and removes stored messages of a topic without consuming
+// them: what dead-letter tooling needs (list, show, redrive). Transports that
+// keep messages addressable by sequence implement it (natsjs does); callers
+// find it with a type assertion.
+type Inspector interface {
+	// TopicStats says how many messages topic holds and their sequence range.
+	TopicStats(ctx context.Context, topic string) (TopicStats, error)
+	// Browse returns up to limit stored messages of topic with sequence ≥
+	// from, oldest first.
+	Browse(ctx context.Context, topic string, from uint64, limit int) ([]StoredMessage, error)
+	// Get returns the message at seq, or an error wrapping ErrNotFound.
+	Get(ctx context.Context, topic string, seq uint64) (StoredMessage, error)
+	// Delete removes the message at seq; deleting a missing one wraps
+	// ErrNotFound.
+	Delete(ctx context.Context, topic string, seq uint64) error
+}
+
+// TopicStats describes what a topic holds.
+type TopicStats struct {
+	Messages uint64
+	FirstSeq uint64
+	LastSeq  uint64
+}
+
+// StoredMessage is a message as stored on a topic.
+type StoredMessage struct {
+	Seq     uint64
+	Time    time.Time // when the transport stored it
+	Message *message.Message
+}
+
+// ErrNotFound is wrapped by Inspector methods for a missing topic or message.
+var ErrNotFound = errors.New("not found")
