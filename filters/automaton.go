@@ -42,9 +42,19 @@ type trans struct {
 	specs map[string]*state // build time only
 }
 
-// valueIndex finds the next states an event value leads to.
+// valueIndex finds the next states an event value leads to. It is kept
+// small — presence bits, the exact strings (the common case) and a pointer
+// to everything else — so that a lookup in a large, cache-cold automaton
+// touches as few cache lines as possible.
 type valueIndex struct {
-	str     strSet
+	kinds uint8  // bit 1<<evKind set when a value of that kind can lead somewhere
+	has   uint16 // has* bits: which indexes are present
+	str   strSet
+	x     *valueExt
+}
+
+// valueExt holds the indexes other than exact strings.
+type valueExt struct {
 	num     map[float64][]*state
 	tru     []*state
 	fls     []*state
@@ -58,8 +68,19 @@ type valueIndex struct {
 	numeric numIndex
 	cidr    cidrIndex
 	linear  []linearAlt // wildcard, contains, regex, anything-but
-	kinds   uint8       // bit 1<<evKind set when a value of that kind can lead somewhere
 }
+
+const (
+	hasStr uint16 = 1 << iota
+	hasNum
+	hasAny
+	hasFoldAny // fold, prefixF or suffixF: the value's case fold is needed
+	hasPrefix
+	hasSuffix
+	hasNumeric
+	hasCIDR
+	hasLinear
+)
 
 type linearAlt struct {
 	a  *alt
@@ -76,119 +97,143 @@ func addState(list []*state, s *state) []*state {
 }
 
 func (vi *valueIndex) add(a *alt, to *state) {
-	switch a.op {
-	case opString:
+	if a.op == opString {
 		vi.str.add(a.s, to)
+		return
+	}
+	if vi.x == nil {
+		vi.x = &valueExt{}
+	}
+	x := vi.x
+	switch a.op {
 	case opNumber:
-		if vi.num == nil {
-			vi.num = map[float64][]*state{}
+		if x.num == nil {
+			x.num = map[float64][]*state{}
 		}
-		vi.num[a.num] = addState(vi.num[a.num], to)
+		x.num[a.num] = addState(x.num[a.num], to)
 	case opTrue:
-		vi.tru = addState(vi.tru, to)
+		x.tru = addState(x.tru, to)
 	case opFalse:
-		vi.fls = addState(vi.fls, to)
+		x.fls = addState(x.fls, to)
 	case opNull:
-		vi.null = addState(vi.null, to)
+		x.null = addState(x.null, to)
 	case opExists:
-		vi.any = addState(vi.any, to)
+		x.any = addState(x.any, to)
 	case opFold:
-		vi.fold.add(a.s, to)
+		x.fold.add(a.s, to)
 	case opPrefix:
-		vi.prefix = trieAdd(vi.prefix, a.s, false, to)
+		x.prefix = trieAdd(x.prefix, a.s, false, to)
 	case opSuffix:
-		vi.suffix = trieAdd(vi.suffix, a.s, true, to)
+		x.suffix = trieAdd(x.suffix, a.s, true, to)
 	case opPrefixFold:
-		vi.prefixF = trieAdd(vi.prefixF, a.s, false, to)
+		x.prefixF = trieAdd(x.prefixF, a.s, false, to)
 	case opSuffixFold:
-		vi.suffixF = trieAdd(vi.suffixF, a.s, true, to)
+		x.suffixF = trieAdd(x.suffixF, a.s, true, to)
 	case opNumeric:
-		vi.numeric.add(a.rng, to)
+		x.numeric.add(a.rng, to)
 	case opCIDR:
-		vi.cidr.add(a.pfx, to)
+		x.cidr.add(a.pfx, to)
 	default:
-		vi.linear = append(vi.linear, linearAlt{a: a, to: to})
+		x.linear = append(x.linear, linearAlt{a: a, to: to})
 	}
 }
 
 func (vi *valueIndex) finish() {
-	vi.numeric.finish()
-	for _, t := range []*trieNode{vi.prefix, vi.suffix, vi.prefixF, vi.suffixF} {
+	if !vi.str.empty() {
+		vi.has |= hasStr
+		vi.kinds |= 1 << evString
+	}
+	x := vi.x
+	if x == nil {
+		return
+	}
+	x.numeric.finish()
+	for _, t := range []*trieNode{x.prefix, x.suffix, x.prefixF, x.suffixF} {
 		if t != nil {
 			t.compress()
 		}
 	}
+	set := func(cond bool, bit uint16, kinds uint8) {
+		if cond {
+			vi.has |= bit
+			vi.kinds |= kinds
+		}
+	}
 	const all = 1<<evString | 1<<evNumber | 1<<evTrue | 1<<evFalse | 1<<evNull
-	if len(vi.any) > 0 || len(vi.linear) > 0 {
-		vi.kinds = all
-		return
-	}
-	if !vi.str.empty() || !vi.fold.empty() || vi.prefix != nil || vi.suffix != nil || vi.prefixF != nil || vi.suffixF != nil || vi.cidr.n > 0 {
-		vi.kinds |= 1 << evString
-	}
-	if vi.num != nil || len(vi.numeric.ranges) > 0 {
-		vi.kinds |= 1 << evNumber
-	}
-	if len(vi.tru) > 0 {
-		vi.kinds |= 1 << evTrue
-	}
-	if len(vi.fls) > 0 {
-		vi.kinds |= 1 << evFalse
-	}
-	if len(vi.null) > 0 {
-		vi.kinds |= 1 << evNull
-	}
+	set(x.num != nil || len(x.tru)+len(x.fls)+len(x.null) > 0, hasNum, 0)
+	set(x.num != nil, 0, 1<<evNumber)
+	set(len(x.tru) > 0, 0, 1<<evTrue)
+	set(len(x.fls) > 0, 0, 1<<evFalse)
+	set(len(x.null) > 0, 0, 1<<evNull)
+	set(len(x.any) > 0, hasAny, all)
+	set(!x.fold.empty() || x.prefixF != nil || x.suffixF != nil, hasFoldAny, 1<<evString)
+	set(x.prefix != nil, hasPrefix, 1<<evString)
+	set(x.suffix != nil, hasSuffix, 1<<evString)
+	set(len(x.numeric.ranges) > 0, hasNumeric, 1<<evNumber)
+	set(x.cidr.n > 0, hasCIDR, 1<<evString)
+	set(len(x.linear) > 0, hasLinear, all)
 }
 
 // collect appends to sc.next, without duplicates, the states value f leads to.
 func (vi *valueIndex) collect(sc *scratch, f *evField) {
-	sc.addAll(vi.any)
+	has := vi.has
+	if f.kind == evString && has&hasStr != 0 {
+		sc.addAll(vi.str.get(f.val))
+	}
+	if has&^hasStr == 0 {
+		return
+	}
+	x := vi.x
+	if has&hasAny != 0 {
+		sc.addAll(x.any)
+	}
 	switch f.kind {
 	case evString:
-		if !vi.str.empty() {
-			sc.addAll(vi.str.get(f.val))
+		if has&hasPrefix != 0 {
+			x.prefix.walk(sc, f.val, false)
 		}
-		if vi.prefix != nil {
-			vi.prefix.walk(sc, f.val, false)
+		if has&hasSuffix != 0 {
+			x.suffix.walk(sc, f.val, true)
 		}
-		if vi.suffix != nil {
-			vi.suffix.walk(sc, f.val, true)
-		}
-		if !vi.fold.empty() || vi.prefixF != nil || vi.suffixF != nil {
+		if has&hasFoldAny != 0 {
 			fv := sc.folded(f)
-			if !vi.fold.empty() {
-				sc.addAll(vi.fold.get(fv))
+			if !x.fold.empty() {
+				sc.addAll(x.fold.get(fv))
 			}
-			if vi.prefixF != nil {
-				vi.prefixF.walk(sc, fv, false)
+			if x.prefixF != nil {
+				x.prefixF.walk(sc, fv, false)
 			}
-			if vi.suffixF != nil {
-				vi.suffixF.walk(sc, fv, true)
+			if x.suffixF != nil {
+				x.suffixF.walk(sc, fv, true)
 			}
 		}
-		if vi.cidr.n > 0 {
+		if has&hasCIDR != 0 {
 			if ip, ok := parseIP(f.val); ok {
-				vi.cidr.collect(sc, ip)
+				x.cidr.collect(sc, ip)
 			}
 		}
 	case evNumber:
 		if f.numOK {
-			if vi.num != nil {
-				sc.addAll(vi.num[f.num])
+			if x.num != nil {
+				sc.addAll(x.num[f.num])
 			}
-			vi.numeric.collect(sc, f.num)
+			if has&hasNumeric != 0 {
+				x.numeric.collect(sc, f.num)
+			}
 		}
 	case evTrue:
-		sc.addAll(vi.tru)
+		sc.addAll(x.tru)
 	case evFalse:
-		sc.addAll(vi.fls)
+		sc.addAll(x.fls)
 	case evNull:
-		sc.addAll(vi.null)
+		sc.addAll(x.null)
 	}
-	for i := range vi.linear {
-		l := &vi.linear[i]
-		if l.a.match(f, sc) {
-			sc.add(l.to)
+	if has&hasLinear != 0 {
+		for i := range x.linear {
+			l := &x.linear[i]
+			if l.a.match(f, sc) {
+				sc.add(l.to)
+			}
 		}
 	}
 }
