@@ -1,6 +1,7 @@
 package filters
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
@@ -116,6 +118,7 @@ func (v *identVisitor) Visit(n *ast.Node) {
 // matched rules.
 type filterEnv struct {
 	vars       FilterVars
+	ext        map[string]any // reused across events
 	parsed     bool
 	dataParsed bool
 	rawData    []byte
@@ -124,6 +127,7 @@ type filterEnv struct {
 
 func (fe *filterEnv) reset() {
 	fe.vars = FilterVars{}
+	clear(fe.ext)
 	fe.parsed, fe.dataParsed, fe.rawData = false, false, nil
 }
 
@@ -136,13 +140,15 @@ func (fp *filterProgram) eval(sc *scratch, event []byte) bool {
 	env := sc.env
 	if !env.parsed {
 		env.parsed = true
-		decodeEnvelope(&env.vars, &env.rawData, event)
+		if env.ext == nil {
+			env.ext = make(map[string]any, 8)
+		}
+		decodeEnvelope(&env.vars, &env.rawData, env.ext, event)
 	}
 	if fp.needData && !env.dataParsed {
 		env.dataParsed = true
 		if env.rawData != nil {
-			var d any
-			if json.Unmarshal(env.rawData, &d) == nil {
+			if d, _, err := decodeAny(env.rawData, 0, 0); err == nil {
 				env.vars.Data = d
 			}
 		}
@@ -157,7 +163,9 @@ func (fp *filterProgram) eval(sc *scratch, event []byte) bool {
 
 // decodeEnvelope fills the attributes of a structured-mode CloudEvent,
 // keeping data raw. The event was already validated by the flattener.
-func decodeEnvelope(v *FilterVars, rawData *[]byte, b []byte) {
+// Strings without escapes point into the event (no copy): the variables
+// live only while Match runs the filters, and are cleared after.
+func decodeEnvelope(v *FilterVars, rawData *[]byte, ext map[string]any, b []byte) {
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return
@@ -168,9 +176,9 @@ func decodeEnvelope(v *FilterVars, rawData *[]byte, b []byte) {
 		if err != nil {
 			return
 		}
-		key := string(b[i+1 : end-1])
+		key := b[i+1 : end-1]
 		if esc {
-			key = string(unescape(nil, b[i+1:end-1]))
+			key = unescape(nil, key)
 		}
 		i = skipWS(b, end) + 1 // ':'
 		i = skipWS(b, i)
@@ -179,48 +187,153 @@ func decodeEnvelope(v *FilterVars, rawData *[]byte, b []byte) {
 			return
 		}
 		raw := b[i:vend]
-		str := func() string {
-			var s string
-			if json.Unmarshal(raw, &s) != nil {
-				return ""
-			}
-			return s
-		}
-		switch key {
+		switch string(key) {
 		case "specversion":
-			v.SpecVersion = str()
+			v.SpecVersion = jsonStr(raw)
 		case "id":
-			v.ID = str()
+			v.ID = jsonStr(raw)
 		case "source":
-			v.Source = str()
+			v.Source = jsonStr(raw)
 		case "type":
-			v.Type = str()
+			v.Type = jsonStr(raw)
 		case "subject":
-			v.Subject = str()
+			v.Subject = jsonStr(raw)
 		case "datacontenttype":
-			v.DataContentType = str()
+			v.DataContentType = jsonStr(raw)
 		case "dataschema":
-			v.DataSchema = str()
+			v.DataSchema = jsonStr(raw)
 		case "time":
-			if t, err := time.Parse(time.RFC3339Nano, str()); err == nil {
+			if t, err := time.Parse(time.RFC3339Nano, jsonStr(raw)); err == nil {
 				v.Time = t
 			}
 		case "data":
 			*rawData = raw
 		default:
 			var x any
-			if json.Unmarshal(raw, &x) == nil {
-				if v.Extensions == nil {
-					v.Extensions = map[string]any{}
-				}
-				v.Extensions[key] = x
+			if raw[0] == '"' {
+				x = jsonStr(raw)
+			} else if json.Unmarshal(raw, &x) != nil {
+				x = nil
 			}
+			ext[string(key)] = x
 		}
 		i = skipWS(b, vend)
 		if i < len(b) && b[i] == ',' {
 			i = skipWS(b, i+1)
 		}
 	}
+	v.Extensions = ext
+}
+
+// jsonStr returns the value of a JSON string literal, "" for other values.
+// Without escapes it shares the bytes of raw.
+func jsonStr(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	body := raw[1 : len(raw)-1]
+	if len(body) == 0 {
+		return ""
+	}
+	if bytes.IndexByte(body, '\\') >= 0 {
+		return string(unescape(nil, body))
+	}
+	return unsafe.String(&body[0], len(body))
+}
+
+// decodeAny decodes one JSON value into the types encoding/json uses for
+// any (map[string]any, []any, float64, string, bool, nil). Strings without
+// escapes share the input's bytes, so the result must not outlive it.
+func decodeAny(b []byte, i, depth int) (any, int, error) {
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return nil, 0, synErr(i, "unexpected end of input")
+	}
+	if depth >= maxJSONDepth {
+		return nil, 0, synErr(i, "nested too deeply")
+	}
+	switch c := b[i]; c {
+	case '{':
+		m := map[string]any{}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			return m, i + 1, nil
+		}
+		for {
+			if i >= len(b) || b[i] != '"' {
+				return nil, 0, synErr(i, "expected object key")
+			}
+			end, _, err := scanString(b, i)
+			if err != nil {
+				return nil, 0, err
+			}
+			key := jsonStr(b[i:end])
+			i = skipWS(b, end)
+			if i >= len(b) || b[i] != ':' {
+				return nil, 0, synErr(i, "expected ':'")
+			}
+			var v any
+			if v, i, err = decodeAny(b, i+1, depth+1); err != nil {
+				return nil, 0, err
+			}
+			m[key] = v
+			i = skipWS(b, i)
+			if i < len(b) && b[i] == ',' {
+				i = skipWS(b, i+1)
+				continue
+			}
+			if i < len(b) && b[i] == '}' {
+				return m, i + 1, nil
+			}
+			return nil, 0, synErr(i, "expected ',' or '}'")
+		}
+	case '[':
+		a := []any{}
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			return a, i + 1, nil
+		}
+		for {
+			v, next, err := decodeAny(b, i, depth+1)
+			if err != nil {
+				return nil, 0, err
+			}
+			a = append(a, v)
+			i = skipWS(b, next)
+			if i < len(b) && b[i] == ',' {
+				i++
+				continue
+			}
+			if i < len(b) && b[i] == ']' {
+				return a, i + 1, nil
+			}
+			return nil, 0, synErr(i, "expected ',' or ']'")
+		}
+	case '"':
+		end, _, err := scanString(b, i)
+		if err != nil {
+			return nil, 0, err
+		}
+		return jsonStr(b[i:end]), end, nil
+	case 't':
+		end, err := scanLiteral(b, i, "true")
+		return true, end, err
+	case 'f':
+		end, err := scanLiteral(b, i, "false")
+		return false, end, err
+	case 'n':
+		end, err := scanLiteral(b, i, "null")
+		return nil, end, err
+	}
+	end, err := scanNumber(b, i)
+	if err != nil {
+		return nil, 0, err
+	}
+	f, ok := parseJSONNumber(b[i:end])
+	if !ok {
+		return nil, 0, synErr(i, "number outside the float64 range")
+	}
+	return f, end, nil
 }
 
 func cidrContains(ip, block string) bool {

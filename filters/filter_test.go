@@ -2,6 +2,7 @@ package filters
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math/bits"
 	"math/rand/v2"
@@ -204,6 +205,42 @@ func TestAttentionMask(t *testing.T) {
 		m := attentionMask(binary.LittleEndian.Uint64(b[:]))
 		if got := bits.TrailingZeros64(m) >> 3; got != want {
 			t.Fatalf("attentionMask(%q): first flagged byte %d, want %d", b, got, want)
+		}
+	}
+}
+
+func TestDecodeAnyMatchesEncodingJSON(t *testing.T) {
+	inputs := []string{
+		`{}`, `[]`, `null`, `true`, `false`, `0`, `-1.5e3`, `"x"`, `"a\"b\\c\u00e9\ud83d\ude00"`,
+		`{"a":[1,{"b":null},"s",[true,false]],"c":{"d":{"e":-0.0}},"f":""}`,
+		`[1, 2 , [ ] , { } ,"\n"]`,
+	}
+	for _, cf := range loadConformance(t) {
+		for _, c := range cf.Cases {
+			inputs = append(inputs, string(c.event()))
+		}
+	}
+	for _, in := range inputs {
+		var want any
+		wantErr := json.Unmarshal([]byte(in), &want)
+		got, end, err := decodeAny([]byte(in), 0, 0)
+		if wantErr != nil {
+			if err == nil {
+				t.Errorf("decodeAny(%s) accepted what encoding/json rejects: %v", in, wantErr)
+			}
+			continue
+		}
+		if err != nil || skipWS([]byte(in), end) != len(in) {
+			t.Errorf("decodeAny(%s): %v (end %d)", in, err, end)
+			continue
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("decodeAny(%s) = %#v, want %#v", in, got, want)
+		}
+	}
+	for _, bad := range []string{`{`, `[1,]`, `{"a" 1}`, `1e999`, `tru`, `"\x"`} {
+		if _, _, err := decodeAny([]byte(bad), 0, 0); err == nil {
+			t.Errorf("decodeAny(%s) accepted", bad)
 		}
 	}
 }
