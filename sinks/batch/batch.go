@@ -429,7 +429,9 @@ func (b *Batcher[T]) settle(g *group) {
 	for _, s := range g.sizes {
 		bytes += s
 	}
-	close(g.done)
+	// Free the room before the senders learn their results: a sender that
+	// comes straight back must not find its old item still counted (with
+	// Callers, that would cut one-item batches).
 	b.mu.Lock()
 	b.pending -= len(g.sizes)
 	b.pendingBytes -= bytes
@@ -438,6 +440,7 @@ func (b *Batcher[T]) settle(g *group) {
 		b.space = make(chan struct{})
 	}
 	b.mu.Unlock()
+	close(g.done)
 }
 
 // Close stops taking items, flushes the open batch, and waits for every

@@ -1,0 +1,446 @@
+package clickhouse
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/busbar/busbar/config"
+	"github.com/busbar/busbar/sinks"
+	"github.com/busbar/busbar/sinks/batch"
+)
+
+func init() {
+	sinks.Register(config.TypeClickHouse, func(t config.Target) (sinks.Sink, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		s, err := Open(ctx, OptionsFromTarget(t))
+		if err != nil {
+			return nil, fmt.Errorf("target %q: %w", t.ID, err)
+		}
+		return s, nil
+	})
+}
+
+// Options configure a Sink. OptionsFromTarget makes them from a target's
+// config; a pipe builds them itself.
+type Options struct {
+	// DSN: clickhouse://user:pass@host:9000/db or http://host:8123/db.
+	DSN string
+	// Table: name or db.name (default "events").
+	Table string
+	// CreateTable creates the events table when missing (not for Columns).
+	CreateTable bool
+	// DataType of a created table's data column: "json" or "string".
+	DataType string
+	// TTL of a created table's rows; 0 keeps them.
+	TTL time.Duration
+	// AsyncInsert uses server-side async inserts.
+	AsyncInsert bool
+	// Columns map a custom table; empty means the events table.
+	Columns []config.ClickHouseColumn
+	// Batch limits; Callers should be the number of concurrent Deliver
+	// callers (the target's concurrency).
+	Batch batch.Limits
+	// InsertTimeout bounds one insert attempt (default 30s).
+	InsertTimeout time.Duration
+	// Logger for warnings (default slog.Default()).
+	Logger *slog.Logger
+}
+
+// OptionsFromTarget turns a validated, defaulted clickhouse target into
+// Options.
+func OptionsFromTarget(t config.Target) Options {
+	c := t.ClickHouse
+	o := Options{
+		DSN:         c.DSN,
+		Table:       c.TableName(),
+		CreateTable: c.CreatesTable() && len(c.Columns) == 0,
+		DataType:    c.DataColumnType(),
+		TTL:         c.TTL.D(),
+		AsyncInsert: c.AsyncInsert,
+		Columns:     c.Columns,
+		Batch: batch.Limits{
+			MaxRows:     t.Batch.MaxRows,
+			MaxBytes:    int(t.Batch.MaxBytes),
+			MaxWait:     t.Batch.MaxWait.D(),
+			MaxInFlight: t.Batch.MaxInFlight,
+			Callers:     t.Concurrency,
+		},
+		InsertTimeout: max(t.Timeout.D(), 30*time.Second),
+	}
+	return o
+}
+
+// Sink writes events to a ClickHouse table in batches. Deliver is safe for
+// concurrent use and returns once the event's batch is committed.
+type Sink struct {
+	conn    driver.Conn
+	opts    Options
+	log     *slog.Logger
+	table   string // database.table, quoted as needed
+	insert  string // INSERT INTO ... (columns)
+	mapping *mapping
+	b       *batch.Batcher[row]
+}
+
+// row is one event ready for a batch.
+type row struct {
+	id   string
+	ev   eventRow // events table
+	vals []any    // custom table
+}
+
+var _ sinks.Sink = (*Sink)(nil)
+
+// Open connects, checks the server and the table (creating the events table
+// when allowed), and starts batching. Its errors say what to fix:
+// unreachable, authentication, a missing table, columns that do not match.
+func Open(ctx context.Context, o Options) (*Sink, error) {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Table == "" {
+		o.Table = config.DefaultClickHouseTable
+	}
+	if o.InsertTimeout <= 0 {
+		o.InsertTimeout = 30 * time.Second
+	}
+	opts, err := ch.ParseDSN(o.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse dsn: %v", redactErr(err, o.DSN))
+	}
+	o.Batch.Logger = o.Logger
+	if o.Batch.MaxInFlight <= 0 {
+		o.Batch.MaxInFlight = batch.DefaultMaxInFlight
+	}
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 5 * time.Second
+	}
+	opts.MaxOpenConns = o.Batch.MaxInFlight + 4
+	opts.MaxIdleConns = o.Batch.MaxInFlight + 2
+	conn, err := ch.Open(opts)
+	if err != nil {
+		return nil, explain(err, opts)
+	}
+	s := &Sink{conn: conn, opts: o, log: o.Logger}
+	if err := s.check(ctx, opts); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	flush := s.flushEvents
+	if s.mapping != nil {
+		flush = s.flushMapped
+	}
+	s.b = batch.New(o.Batch, flush)
+	return s, nil
+}
+
+// check is the healthcheck at start.
+func (s *Sink) check(ctx context.Context, opts *ch.Options) error {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.conn.Ping(pctx); err != nil {
+		return explain(err, opts)
+	}
+	db, name := splitTable(s.opts.Table, opts.Auth.Database)
+	s.table = quoteIdent(db) + "." + quoteIdent(name)
+	fq := db + "." + name
+	cols, err := describe(ctx, s.conn, db, name)
+	if err != nil {
+		return explain(err, opts)
+	}
+	if len(s.opts.Columns) > 0 {
+		if len(cols) == 0 {
+			return fmt.Errorf("table %s does not exist: create it with the columns you map (busbar creates only the default events table)", fq)
+		}
+		m, err := newMapping(fq, s.opts.Columns, cols)
+		if err != nil {
+			return err
+		}
+		s.mapping = m
+		names := make([]string, len(m.cols))
+		for i, c := range m.cols {
+			names[i] = quoteIdent(c.name)
+		}
+		s.insert = "INSERT INTO " + s.table + " (" + strings.Join(names, ", ") + ")"
+		return nil
+	}
+	if len(cols) == 0 {
+		if !s.opts.CreateTable {
+			return fmt.Errorf("table %s does not exist and create_table is false: create it (DDL in docs/clickhouse.md) or allow busbar to", fq)
+		}
+		dt := "JSON"
+		if s.opts.DataType == config.ClickHouseDataString {
+			dt = "String"
+		}
+		if err := s.conn.Exec(ctx, EventsDDL(s.table, dt, s.opts.TTL)); err != nil {
+			return fmt.Errorf("creating table %s: %w", fq, explain(err, opts))
+		}
+		s.log.Info("created the ClickHouse events table", "table", fq, "data_type", dt)
+		if cols, err = describe(ctx, s.conn, db, name); err != nil {
+			return explain(err, opts)
+		}
+	}
+	if _, err := checkEventsTable(fq, cols); err != nil {
+		return err
+	}
+	names := make([]string, len(eventColumns))
+	for i, c := range eventColumns {
+		names[i] = c.name
+	}
+	s.insert = "INSERT INTO " + s.table + " (" + strings.Join(names, ", ") + ")"
+	s.warnDedup(ctx, db, name)
+	return nil
+}
+
+// warnDedup warns when a non-replicated table does not remember insert
+// tokens, so a retried batch could be written twice.
+func (s *Sink) warnDedup(ctx context.Context, db, name string) {
+	var engine, create string
+	err := s.conn.QueryRow(ctx, "SELECT engine, create_table_query FROM system.tables WHERE database = ? AND name = ?", db, name).Scan(&engine, &create)
+	if err != nil || strings.HasPrefix(engine, "Replicated") || !strings.HasSuffix(engine, "MergeTree") {
+		return
+	}
+	if !strings.Contains(create, "non_replicated_deduplication_window") {
+		s.log.Warn("ClickHouse table does not deduplicate retried inserts; a batch retried after a lost reply may be stored twice",
+			"table", db+"."+name, "fix", fmt.Sprintf("ALTER TABLE %s.%s MODIFY SETTING non_replicated_deduplication_window = %d", db, name, DedupWindow))
+	}
+}
+
+// Deliver converts one event and waits until its batch is committed. An
+// event that cannot be stored (not a CloudEvent, a value that does not fit
+// its column) fails permanently, alone.
+func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
+	r, size, err := s.convert(d)
+	if err != nil {
+		return sinks.Permanent(err)
+	}
+	return s.b.Add(ctx, r, size)
+}
+
+// DeliverBatch hands many events over at once — the way a pipe (a Kafka
+// topic straight into ClickHouse, without a bus) drives the sink — writes
+// them in as few inserts as the limits allow, and returns each event's
+// result: nil, a permanent error (that event can never be stored), or a
+// retryable one. It returns when every event has its result or ctx ends.
+func (s *Sink) DeliverBatch(ctx context.Context, ds []sinks.Delivery) []error {
+	errs := make([]error, len(ds))
+	tickets := make([]batch.Ticket, len(ds))
+	has := make([]bool, len(ds))
+	for i, d := range ds {
+		r, size, err := s.convert(d)
+		if err != nil {
+			errs[i] = sinks.Permanent(err)
+			continue
+		}
+		t, err := s.b.Submit(ctx, r, size)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		tickets[i], has[i] = t, true
+	}
+	s.b.Flush()
+	for i, t := range tickets {
+		if has[i] {
+			errs[i] = t.Wait(ctx)
+		}
+	}
+	return errs
+}
+
+// Flush writes the open batch now instead of waiting for its limits.
+func (s *Sink) Flush() { s.b.Flush() }
+
+// Close writes what is batched (one attempt) and closes the connections.
+func (s *Sink) Close() error {
+	err := s.b.Close()
+	return errors.Join(err, s.conn.Close())
+}
+
+// convert turns a delivery into a row and its size for the batch limits.
+func (s *Sink) convert(d sinks.Delivery) (row, int, error) {
+	if s.mapping != nil {
+		src := d.Event
+		if d.Body != nil {
+			src = d.Body
+		}
+		vals, err := s.mapping.row(src)
+		if err != nil {
+			return row{}, 0, err
+		}
+		return row{id: d.EventID, vals: vals}, len(src), nil
+	}
+	ev, err := parseEvent(d.Event, time.Now())
+	if err != nil {
+		return row{}, 0, err
+	}
+	return row{id: ev.id, ev: ev}, len(d.Event), nil
+}
+
+// token is the insert_deduplication_token of a batch: a digest of its
+// events' ids in order, so a retry of the same batch carries the same one.
+func token(b *batch.Batch[row]) string {
+	h := sha256.New()
+	n := 0
+	for i := range b.Items {
+		if b.Failed(i) {
+			continue
+		}
+		h.Write([]byte(b.Items[i].id))
+		h.Write([]byte{0})
+		n++
+	}
+	return fmt.Sprintf("busbar-%d-%s", n, hex.EncodeToString(h.Sum(nil)[:16]))
+}
+
+// insertCtx carries the settings of one insert attempt.
+func (s *Sink) insertCtx(ctx context.Context, tok string) context.Context {
+	set := ch.Settings{
+		"insert_deduplicate":              1,
+		"insert_deduplication_token":      tok,
+		"type_json_skip_duplicated_paths": 1,
+	}
+	if s.opts.AsyncInsert {
+		set["async_insert"] = 1
+		set["wait_for_async_insert"] = 1
+		set["async_insert_deduplicate"] = 1
+	}
+	return ch.Context(ctx, ch.WithSettings(set))
+}
+
+// flushEvents writes a batch to the events table, column by column.
+func (s *Sink) flushEvents(ctx context.Context, b *batch.Batch[row]) error {
+	n := 0
+	for i := range b.Items {
+		if !b.Failed(i) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	var (
+		ids, sources, types, subjects = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		times, ingests                = make([]time.Time, 0, n), make([]time.Time, 0, n)
+		buses, specs, cts, schemas    = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		exts                          = make([]map[string]string, 0, n)
+		datas                         = make([]string, 0, n)
+	)
+	empty := map[string]string{}
+	for i := range b.Items {
+		if b.Failed(i) {
+			continue
+		}
+		e := &b.Items[i].ev
+		ids = append(ids, e.id)
+		sources = append(sources, e.source)
+		types = append(types, e.typ)
+		subjects = append(subjects, e.subject)
+		times = append(times, e.time)
+		ingests = append(ingests, e.ingest)
+		buses = append(buses, e.bus)
+		specs = append(specs, e.specversion)
+		cts = append(cts, e.contentType)
+		schemas = append(schemas, e.schema)
+		if e.ext == nil {
+			exts = append(exts, empty)
+		} else {
+			exts = append(exts, e.ext)
+		}
+		datas = append(datas, e.data)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.InsertTimeout)
+	defer cancel()
+	bt, err := s.conn.PrepareBatch(s.insertCtx(ctx, token(b)), s.insert)
+	if err != nil {
+		return classify(err)
+	}
+	defer bt.Close()
+	for i, col := range []any{ids, sources, types, subjects, times, ingests, buses, specs, cts, schemas, exts, datas} {
+		if err := bt.Column(i).Append(col); err != nil {
+			return batch.Split(fmt.Errorf("column %s: %w", eventColumns[i].name, err))
+		}
+	}
+	return classify(bt.Send())
+}
+
+// flushMapped writes a batch to a custom table, row by row.
+func (s *Sink) flushMapped(ctx context.Context, b *batch.Batch[row]) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.InsertTimeout)
+	defer cancel()
+	bt, err := s.conn.PrepareBatch(s.insertCtx(ctx, token(b)), s.insert)
+	if err != nil {
+		return classify(err)
+	}
+	defer bt.Close()
+	n := 0
+	for i := range b.Items {
+		if b.Failed(i) {
+			continue
+		}
+		if err := bt.Append(b.Items[i].vals...); err != nil {
+			// The driver's batch is spoilt now: find the row by splitting.
+			return batch.Split(err)
+		}
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	return classify(bt.Send())
+}
+
+// dataErrors are ClickHouse error codes that blame the rows, not the
+// server: the batch is split until the rows that cause them stand alone.
+var dataErrors = map[int32]bool{
+	6:   true, // CANNOT_PARSE_TEXT
+	26:  true, // CANNOT_PARSE_QUOTED_STRING
+	27:  true, // CANNOT_PARSE_INPUT_ASSERTION_FAILED
+	38:  true, // CANNOT_PARSE_DATE
+	41:  true, // CANNOT_PARSE_DATETIME
+	53:  true, // TYPE_MISMATCH
+	69:  true, // ARGUMENT_OUT_OF_BOUND
+	70:  true, // CANNOT_CONVERT_TYPE
+	72:  true, // CANNOT_PARSE_NUMBER
+	117: true, // INCORRECT_DATA
+	131: true, // TOO_LARGE_STRING_SIZE
+}
+
+// classify decides what a failed insert means: bad rows (split the batch)
+// or a server or network problem (retry the same batch).
+func classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ex *ch.Exception
+	if errors.As(err, &ex) && dataErrors[ex.Code] {
+		return batch.Split(fmt.Errorf("ClickHouse rejected the row: %s (code %d)", ex.Message, ex.Code))
+	}
+	return fmt.Errorf("clickhouse insert: %w", err)
+}
+
+// redactErr hides the DSN's password in an error text.
+func redactErr(err error, dsn string) error {
+	msg := err.Error()
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		if at := strings.LastIndex(dsn, "@"); at > i {
+			if c := strings.Index(dsn[i+3:at], ":"); c >= 0 {
+				pw := dsn[i+3+c+1 : at]
+				if pw != "" {
+					msg = strings.ReplaceAll(msg, pw, "xxxxx")
+				}
+			}
+		}
+	}
+	return errors.New(msg)
+}
