@@ -11,6 +11,11 @@
 #   deployments/dev/clickhouse.sh addr     # host:port of the native protocol
 #   deployments/dev/clickhouse.sh fetch    # only download the library and build the loader
 #
+# make test runs `start --for-tests` (through test-deps.sh) and afterwards
+# `stop --if-started-for-tests`, which leaves alone a server that was already
+# running. The chdb engine exits when a native-protocol login fails (a wrong
+# password): restart it with `start`; a real clickhouse-server does not.
+#
 # Environment:
 #   CLICKHOUSE_TCP_PORT   native protocol port (default 19000)
 #   CLICKHOUSE_HTTP_PORT  HTTP port (default 18123)
@@ -92,6 +97,8 @@ start() {
 		echo "127.0.0.1:$tcp_port"
 		return 0
 	fi
+	rm -f "$state/started-for-tests"
+	[[ "${1:-}" == "--for-tests" ]] && mkdir -p "$state" && touch "$state/started-for-tests"
 	fetch
 	for p in "$tcp_port" "$http_port"; do
 		port_open "$p" && die "port $p on 127.0.0.1 is in use; pick others with CLICKHOUSE_TCP_PORT / CLICKHOUSE_HTTP_PORT"
@@ -123,7 +130,10 @@ start() {
 }
 
 stop() {
-	rm -f "$state/addr" "$state/http_addr"
+	if [[ "${1:-}" == "--if-started-for-tests" ]]; then
+		[[ -f "$state/started-for-tests" ]] || return 0
+	fi
+	rm -f "$state/addr" "$state/http_addr" "$state/started-for-tests"
 	if ! pid_alive; then
 		rm -f "$state/server.pid"
 		return 0
@@ -141,8 +151,8 @@ stop() {
 }
 
 case "${1:-}" in
-start) start ;;
-stop) stop ;;
+start) start "${2:-}" ;;
+stop) stop "${2:-}" ;;
 status)
 	if pid_alive && ping; then
 		echo "running on 127.0.0.1:$tcp_port (native), 127.0.0.1:$http_port (HTTP), pid $(cat "$state/server.pid")"
