@@ -199,14 +199,22 @@ type sentEvent struct {
 }
 
 // TestEndToEndRouting: 3 rules, 3 targets, 1,000 mixed events through all
-// ingest forms; each target gets exactly the events its rule matches.
+// ingest forms; each target gets exactly the events its rule matches. It
+// runs once per transport (e2eTransports).
 func TestEndToEndRouting(t *testing.T) {
+	for _, tr := range e2eTransports {
+		t.Run(tr.name, func(t *testing.T) { testEndToEndRouting(t, tr.url(t)) })
+	}
+}
+
+func testEndToEndRouting(t *testing.T, transportURL string) {
 	orders, bErp, vip := newSink(), newSink(), newSink()
 	ordersURL, _ := listen(t, orders)
 	erpURL, _ := listen(t, bErp)
 	vipURL, _ := listen(t, vip)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
+transport: %q
 buses:
   - name: retail
 rules:
@@ -222,7 +230,7 @@ rules:
     bus: retail
     pattern: {data: {tier: ["vip"]}}
     targets: [{id: vip, type: http, url: %q}]
-`, ordersURL, erpURL, vipURL))
+`, transportURL, ordersURL, erpURL, vipURL))
 	base, stop := startInProcess(t, cfg, filepath.Join(dir, "data"))
 	events := base + "/v1/buses/retail/events"
 
