@@ -157,9 +157,9 @@ func (q *Querier) Query(ctx context.Context, sql string) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, q.lim.MaxExecutionTime+5*time.Second)
 	defer cancel()
 	ctx = ch.Context(ctx, ch.WithSettings(ch.Settings{
-		"max_execution_time":   int(q.lim.MaxExecutionTime / time.Second),
-		"max_result_rows":      q.lim.MaxResultRows,
-		"result_overflow_mode": "throw",
+		"max_execution_time":                        int(q.lim.MaxExecutionTime / time.Second),
+		"max_result_rows":                           q.lim.MaxResultRows,
+		"result_overflow_mode":                      "throw",
 		"output_format_native_write_json_as_string": 1,
 		// The server applies these limits with the query; readonly=1 then
 		// refuses writes and any SETTINGS clause that would change them.

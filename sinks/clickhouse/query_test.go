@@ -151,7 +151,9 @@ func TestQueryHandler(t *testing.T) {
 		{"SELECT number FROM numbers(100000)", 422, "TooManyRows"},
 	} {
 		code, _, body := get(tc.sql, "json")
-		var e struct{ Error struct{ Code, Message string } }
+		var e struct {
+			Error struct{ Code, Message string }
+		}
 		json.Unmarshal([]byte(body), &e)
 		if code != tc.code || e.Error.Code != tc.kind || e.Error.Message == "" {
 			t.Errorf("%s: %d %s", tc.sql, code, body)
