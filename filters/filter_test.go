@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -241,6 +242,47 @@ func TestDecodeAnyMatchesEncodingJSON(t *testing.T) {
 	for _, bad := range []string{`{`, `[1,]`, `{"a" 1}`, `1e999`, `tru`, `"\x"`} {
 		if _, _, err := decodeAny([]byte(bad), 0, 0); err == nil {
 			t.Errorf("decodeAny(%s) accepted", bad)
+		}
+	}
+}
+
+func TestParseJSONNumberMatchesParseFloat(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var inputs []string
+	for range 200000 {
+		var b []byte
+		if r.IntN(4) == 0 {
+			b = append(b, '-')
+		}
+		intDigits := 1 + r.IntN(10)
+		for i := range intDigits {
+			c := byte('0' + r.IntN(10))
+			if i == 0 && intDigits > 1 && c == '0' {
+				c = '1'
+			}
+			b = append(b, c)
+		}
+		if r.IntN(2) == 0 {
+			b = append(b, '.')
+			for range 1 + r.IntN(9) {
+				b = append(b, byte('0'+r.IntN(10)))
+			}
+		}
+		if r.IntN(8) == 0 {
+			b = append(b, 'e')
+			b = append(b, byte('0'+r.IntN(10)))
+		}
+		inputs = append(inputs, string(b))
+	}
+	inputs = append(inputs, "0", "-0", "-0.0", "0.1", "0.3", "9007199254740993", "123456789012345", "1234567890123456", "1e400", "2.2250738585072014e-308")
+	for _, in := range inputs {
+		got, ok := parseJSONNumber([]byte(in))
+		want, err := strconv.ParseFloat(in, 64)
+		if want == 0 {
+			want = 0
+		}
+		if ok != (err == nil) || ok && got != want {
+			t.Fatalf("parseJSONNumber(%s) = %v %v, ParseFloat = %v %v", in, got, ok, want, err)
 		}
 	}
 }

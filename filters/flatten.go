@@ -60,16 +60,19 @@ func (n *pathNode) add(name string) *pathNode {
 }
 
 func (n *pathNode) lookup(key []byte) *pathNode {
+	if len(key) == 0 {
+		return n.child("")
+	}
 	if n.table != nil {
 		for _, i := range n.table[keyHash(key)] {
-			if n.names[i] == string(key) {
+			if k := n.names[i]; len(k) == len(key) && k[0] == key[0] && k == string(key) {
 				return n.nodes[i]
 			}
 		}
 		return nil
 	}
 	for i, k := range n.names {
-		if len(k) == len(key) && k == string(key) {
+		if len(k) == len(key) && k[0] == key[0] && k == string(key) {
 			return n.nodes[i]
 		}
 	}
@@ -91,12 +94,13 @@ const (
 // evField is one leaf value of the event at a path some pattern uses.
 type evField struct {
 	val    []byte // string contents (unescaped) or the number's text
-	fold   []byte // case fold of val, computed on first use
 	num    float64
 	path   int32
 	trail0 int32 // trail is scratch.trails[trail0 : trail0+trailN]
 	trailN int32
 	next   int32 // next field with the same path, -1 at the end
+	fold0  int32 // case fold of val is scratch.buf[fold0:fold1], once folded
+	fold1  int32
 	kind   evKind
 	numOK  bool // num holds the value (false for numbers beyond float64)
 	folded bool
@@ -171,12 +175,12 @@ func (sc *scratch) reset() {
 // folded returns the case fold of a string field, computing it once.
 func (sc *scratch) folded(f *evField) []byte {
 	if !f.folded {
-		start := len(sc.buf)
+		f.fold0 = int32(len(sc.buf))
 		sc.buf = appendFold(sc.buf, f.val)
-		f.fold = sc.buf[start:len(sc.buf):len(sc.buf)]
+		f.fold1 = int32(len(sc.buf))
 		f.folded = true
 	}
-	return f.fold
+	return sc.buf[f.fold0:f.fold1:f.fold1]
 }
 
 func (sc *scratch) trailOf(f *evField) []arrayPos {
@@ -186,8 +190,14 @@ func (sc *scratch) trailOf(f *evField) []arrayPos {
 // emit records one leaf; elem says it is directly an array element.
 func (sc *scratch) emit(path int32, kind evKind, val []byte, elem bool) {
 	i := int32(len(sc.fields))
-	sc.fields = append(sc.fields, evField{val: val, path: path, kind: kind, next: -1})
+	if len(sc.fields) < cap(sc.fields) {
+		sc.fields = sc.fields[:i+1]
+	} else {
+		sc.fields = append(sc.fields, evField{})
+	}
 	f := &sc.fields[i]
+	f.val, f.path, f.kind, f.next = val, path, kind, -1
+	f.trailN, f.numOK, f.folded = 0, false, false
 	if kind == evNumber {
 		f.num, f.numOK = parseJSONNumber(val)
 	}
@@ -208,27 +218,47 @@ func (sc *scratch) emit(path int32, kind evKind, val []byte, elem bool) {
 	sc.tail[path] = i
 }
 
-// parseJSONNumber converts a valid JSON number; small integers take a
-// fast path that is exact. Numbers beyond float64 report false.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// parseJSONNumber converts a valid JSON number. Numbers of at most 15
+// digits without exponent take an exact fast path: the digits form an
+// integer below 2^53 and dividing it by an exactly representable power of
+// ten is correctly rounded, as ParseFloat would round. Numbers beyond
+// float64 report false.
 func parseJSONNumber(v []byte) (float64, bool) {
-	if len(v) <= 15 {
+	if len(v) <= 16 {
 		neg, d := false, v
 		if d[0] == '-' {
 			neg, d = true, d[1:]
 		}
-		n, ok := int64(0), len(d) > 0
+		n, frac, digits, dot := int64(0), 0, 0, false
+		ok := true
 		for _, c := range d {
-			if c < '0' || c > '9' {
+			switch {
+			case '0' <= c && c <= '9':
+				n = n*10 + int64(c-'0')
+				digits++
+				if dot {
+					frac++
+				}
+			case c == '.' && !dot:
+				dot = true
+			default:
 				ok = false
+			}
+			if !ok {
 				break
 			}
-			n = n*10 + int64(c-'0')
 		}
-		if ok {
+		if ok && digits <= 15 {
+			x := float64(n) / pow10[frac]
 			if neg {
-				n = -n
+				x = -x
 			}
-			return float64(n), true // -0 becomes 0
+			if x == 0 {
+				x = 0 // -0 is 0
+			}
+			return x, true
 		}
 	}
 	x, err := strconv.ParseFloat(unsafe.String(&v[0], len(v)), 64)
