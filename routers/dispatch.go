@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busbar/busbar/filters/transform"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/sinks"
 )
@@ -48,12 +49,14 @@ var ErrStopping = fmt.Errorf("dispatcher stopping; event stays queued: %w", cont
 // a watermill NoPublishHandlerFunc: nil means delivered or dead-lettered
 // (ack), an error means the event stays queued (nack).
 type Dispatcher struct {
-	sink     sinks.Sink
-	policy   RetryPolicy
-	pub      message.Publisher
-	dlqTopic string
-	log      *slog.Logger
-	stopping <-chan struct{}
+	sink      sinks.Sink
+	transform *transform.Transformer
+	meta      transform.Meta
+	policy    RetryPolicy
+	pub       message.Publisher
+	dlqTopic  string
+	log       *slog.Logger
+	stopping  <-chan struct{}
 }
 
 // DispatcherConfig holds what a dispatcher needs.
@@ -67,6 +70,9 @@ type DispatcherConfig struct {
 	// Stopping is closed when the process starts to shut down: waits between
 	// attempts end at once and their events stay queued.
 	Stopping <-chan struct{}
+	// Transform reshapes each event before delivery; nil sends the event
+	// as is.
+	Transform *transform.Transformer
 }
 
 // NewDispatcher returns the dispatcher of one target queue.
@@ -75,12 +81,14 @@ func NewDispatcher(c DispatcherConfig) *Dispatcher {
 		c.Policy.MaxAttempts = 1
 	}
 	return &Dispatcher{
-		sink:     c.Sink,
-		policy:   c.Policy,
-		pub:      c.Publisher,
-		dlqTopic: DLQTopic(c.Bus, c.Rule, c.Target),
-		log:      c.Logger.With("bus", c.Bus, "rule", c.Rule, "target", c.Target),
-		stopping: c.Stopping,
+		transform: c.Transform,
+		meta:      transform.Meta{Rule: c.Rule, Bus: c.Bus},
+		sink:      c.Sink,
+		policy:    c.Policy,
+		pub:       c.Publisher,
+		dlqTopic:  DLQTopic(c.Bus, c.Rule, c.Target),
+		log:       c.Logger.With("bus", c.Bus, "rule", c.Rule, "target", c.Target),
+		stopping:  c.Stopping,
 	}
 }
 
@@ -88,8 +96,20 @@ func NewDispatcher(c DispatcherConfig) *Dispatcher {
 func (d *Dispatcher) Handle(msg *message.Message) error {
 	id := msg.Metadata.Get(pipeline.MetaEventID)
 	del := sinks.Delivery{EventID: id, Event: msg.Payload}
-	deadline := d.deadline(msg)
 	f := failure{}
+	if d.transform != nil {
+		body, ctype, err := d.transform.Apply(msg.Payload, d.meta)
+		if err != nil {
+			f.reason, f.err = ReasonTransform, err
+			return d.deadLetter(msg, id, f)
+		}
+		if d.transform.Whole() {
+			del.Event = body // the masked CloudEvent, sent in the target's CloudEvents mode
+		} else {
+			del.Body, del.ContentType = body, ctype
+		}
+	}
+	deadline := d.deadline(msg)
 	for attempt := 1; ; attempt++ {
 		select {
 		case <-d.stopping:

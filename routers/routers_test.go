@@ -12,6 +12,8 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busbar/busbar/config"
+	"github.com/busbar/busbar/filters/transform"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/sinks"
 )
@@ -263,5 +265,26 @@ func TestBackoffIsBoundedFullJitter(t *testing.T) {
 				t.Fatalf("Backoff(%d) = %v outside [0,%v]", n, b, ceil)
 			}
 		}
+	}
+}
+
+func TestDispatcherDeadLettersWhatCannotBeTransformed(t *testing.T) {
+	tf, err := transform.Compile(&config.Transform{Form: "data"}, transform.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &scriptedSink{}
+	pub := &recorder{}
+	d := NewDispatcher(DispatcherConfig{Bus: "b", Rule: "r", Target: "t", Sink: sink, Publisher: pub, Logger: quiet,
+		Stopping: make(chan struct{}), Policy: RetryPolicy{MaxAttempts: 5}, Transform: tf})
+	if err := d.Handle(busMsg(`{"specversion":"1.0","data":`)); err != nil {
+		t.Fatal(err)
+	}
+	dl := pub.msgs[DLQTopic("b", "r", "t")]
+	if sink.calls != 0 || len(dl) != 1 || dl[0].Metadata.Get(pipeline.MetaReason) != ReasonTransform {
+		t.Fatalf("calls %d, dlq %v", sink.calls, dl)
+	}
+	if err := d.Handle(busMsg(`{"specversion":"1.0","data":{"a":1}}`)); err != nil || sink.calls != 1 {
+		t.Fatalf("a good event after a bad one: %v, calls %d", err, sink.calls)
 	}
 }

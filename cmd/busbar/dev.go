@@ -22,7 +22,7 @@ func newDevCmd(g *globalFlags) *cobra.Command {
 		Use:   "dev",
 		Short: "Tools for trying busbar on one machine",
 	}
-	dev.AddCommand(newReceiverCmd())
+	dev.AddCommand(newReceiverCmd(), newDevKafkaCmd())
 	return dev
 }
 

@@ -13,7 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	// Transports and sinks register themselves.
+	_ "github.com/busbar/busbar/pipeline/transport/kafka"
 	_ "github.com/busbar/busbar/pipeline/transport/natsjs"
+	_ "github.com/busbar/busbar/sinks/clickhouse"
 	_ "github.com/busbar/busbar/sinks/http"
 )
 
@@ -67,6 +69,9 @@ Start with:  busbar serve --config examples/retail/busbar.yaml`,
 		newPutEventsCmd(),
 		newValidateCmd(),
 		newTestPatternCmd(),
+		newTestTransformCmd(),
+		newQueryCmd(),
+		newEventsCmd(),
 		newDLQCmd(),
 		newVersionCmd(),
 		newDevCmd(g),

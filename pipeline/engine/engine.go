@@ -23,6 +23,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 
 	"github.com/busbar/busbar/config"
+	"github.com/busbar/busbar/filters/transform"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/pipeline/transport"
 	"github.com/busbar/busbar/routers"
@@ -52,6 +53,7 @@ type Engine struct {
 	stopping chan struct{}
 	ready    atomic.Bool
 	stopOnce sync.Once
+	src      sourceSet // sources and partition keys (sources.go)
 }
 
 type busRuntime struct {
@@ -116,6 +118,9 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Engine, erro
 		}
 	}
 	e.ready.Store(true)
+	if err := e.startSources(ctx); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -206,6 +211,10 @@ func (e *Engine) addDispatcher(ctx context.Context, rt *busRuntime, bus, rule st
 	if err := e.tr.CreateTopic(ctx, dlq, transport.TopicOptions{MaxAge: dlqRetention}); err != nil {
 		return err
 	}
+	tf, err := transform.Compile(t.Transform, transform.Options{})
+	if err != nil {
+		return err
+	}
 	sink, err := sinks.New(t)
 	if err != nil {
 		return err
@@ -217,7 +226,7 @@ func (e *Engine) addDispatcher(ctx context.Context, rt *busRuntime, bus, rule st
 		conc = defaultConcurrency
 	}
 	d := routers.NewDispatcher(routers.DispatcherConfig{
-		Bus: bus, Rule: rule, Target: t.ID, Sink: sink, Publisher: e.pub, Logger: e.log, Stopping: e.stopping,
+		Bus: bus, Rule: rule, Target: t.ID, Sink: sink, Publisher: e.pub, Logger: e.log, Stopping: e.stopping, Transform: tf,
 		Policy: routers.RetryPolicy{
 			MaxAttempts:     orInt(t.Retry.MaxAttempts, config.DefaultMaxAttempts),
 			MaxEventAge:     t.Retry.MaxEventAge.D(),
@@ -267,6 +276,7 @@ func (e *Engine) Publish(ctx context.Context, bus string, recs []pipeline.Record
 		m := message.NewMessage(watermill.NewULID(), r.Event)
 		m.Metadata.Set(pipeline.MetaEventID, r.ID)
 		m.Metadata.Set(pipeline.MetaBus, bus)
+		e.setKey(bus, m, r.Event)
 		if !r.IngestTime.IsZero() {
 			m.Metadata.Set(pipeline.MetaIngestTime, r.IngestTime.UTC().Format(time.RFC3339Nano))
 		}
@@ -281,6 +291,7 @@ func (e *Engine) Publish(ctx context.Context, bus string, recs []pipeline.Record
 func (e *Engine) Shutdown(ctx context.Context) error {
 	var errs []error
 	e.stopOnce.Do(func() {
+		e.stopSources()
 		e.ready.Store(false)
 		close(e.stopping)
 		var wg sync.WaitGroup
