@@ -3,6 +3,7 @@ package reshape
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,67 @@ type Vars struct {
 	Extensions      map[string]any `expr:"extensions"` // every other top-level attribute, decoded
 	Rule            string         `expr:"rule"`       // the rule's name
 	Bus             string         `expr:"bus"`        // the bus's name
+
+	// Member chains of data (data.customer.name) are compiled into these:
+	// their values are decoded straight from the event, without building
+	// the maps around them. Not for expressions to use.
+	D0  any `expr:"__data0"`
+	D1  any `expr:"__data1"`
+	D2  any `expr:"__data2"`
+	D3  any `expr:"__data3"`
+	D4  any `expr:"__data4"`
+	D5  any `expr:"__data5"`
+	D6  any `expr:"__data6"`
+	D7  any `expr:"__data7"`
+	D8  any `expr:"__data8"`
+	D9  any `expr:"__data9"`
+	D10 any `expr:"__data10"`
+	D11 any `expr:"__data11"`
+	D12 any `expr:"__data12"`
+	D13 any `expr:"__data13"`
+	D14 any `expr:"__data14"`
+	D15 any `expr:"__data15"`
+}
+
+// maxChains is how many distinct member chains of data can be compiled
+// into Vars' hidden fields.
+const maxChains = 16
+
+func (v *Vars) setChain(i int, x any) {
+	switch i {
+	case 0:
+		v.D0 = x
+	case 1:
+		v.D1 = x
+	case 2:
+		v.D2 = x
+	case 3:
+		v.D3 = x
+	case 4:
+		v.D4 = x
+	case 5:
+		v.D5 = x
+	case 6:
+		v.D6 = x
+	case 7:
+		v.D7 = x
+	case 8:
+		v.D8 = x
+	case 9:
+		v.D9 = x
+	case 10:
+		v.D10 = x
+	case 11:
+		v.D11 = x
+	case 12:
+		v.D12 = x
+	case 13:
+		v.D13 = x
+	case 14:
+		v.D14 = x
+	case 15:
+		v.D15 = x
+	}
 }
 
 // exprError is an expression that does not compile; Line and Column count
@@ -46,14 +108,22 @@ type exprProgram struct {
 	// What the expression reads: the string attributes, time, data,
 	// extensions.
 	useAttributes, useTime, useData, useExtensions bool
+	// attrs names the attributes read; fill stops once it has them all
+	// (unless extensions are read, which takes every member).
+	attrs map[string]bool
 	// data says which parts of data to decode: nil means all of it.
 	data *dataNode
+	// chains, when set, replaced every use of data: chain i's value is
+	// read at the trie's variable i and goes to Vars' hidden field i.
+	chains *trieNode
+	nChain int
 }
 
 // dataNode is a tree of the member chains an expression reads from data
 // (data.order.amount): only those are decoded.
 type dataNode struct {
-	whole    bool // the value is used as a whole: decode all of it
+	whole    bool   // the value is used as a whole: decode all of it
+	name     string // its key, reused for the decoded map (no allocation)
 	children map[string]*dataNode
 }
 
@@ -74,8 +144,28 @@ func compileExpr(src string) (*exprProgram, error) {
 	}
 	uses := map[string]bool{}
 	p := &exprProgram{prog: prog}
-	p.data = analyse(prog.Node(), uses)
+	var chains [][]string
+	p.data, chains = analyse(prog.Node(), uses)
+	if p.data != nil && len(chains) > 0 && len(chains) <= maxChains {
+		if patched, err := compileChains(src, chains); err == nil {
+			p.prog = patched
+			p.chains, p.nChain = &trieNode{}, len(chains)
+			for i, c := range chains {
+				steps := make([]step, len(c))
+				for k, name := range c {
+					steps[k] = step{kind: stepChild, name: name}
+				}
+				p.chains.add(&Path{steps: steps}, i)
+			}
+		}
+	}
 	p.useTime, p.useData, p.useExtensions = uses["time"], uses["data"], uses["extensions"]
+	p.attrs = map[string]bool{}
+	for _, a := range []string{"specversion", "id", "source", "type", "subject", "datacontenttype", "dataschema", "time", "data"} {
+		if uses[a] {
+			p.attrs[a] = true
+		}
+	}
 	for _, a := range []string{"specversion", "id", "source", "type", "subject", "datacontenttype", "dataschema"} {
 		p.useAttributes = p.useAttributes || uses[a]
 	}
@@ -84,11 +174,13 @@ func compileExpr(src string) (*exprProgram, error) {
 
 // analyse records which variables node reads and returns the parts of data
 // it reads, or nil when it reads data in a way that needs all of it.
-func analyse(node ast.Node, uses map[string]bool) *dataNode {
+// It also returns the member chains of data that are read whole (the
+// leaves of that tree), each once.
+func analyse(node ast.Node, uses map[string]bool) (*dataNode, [][]string) {
 	v := &usage{uses: uses, inner: map[*ast.MemberNode]bool{}}
 	ast.Walk(&node, v)
 	if v.dataIdents == 0 {
-		return &dataNode{children: map[string]*dataNode{}}
+		return &dataNode{children: map[string]*dataNode{}}, nil
 	}
 	root := &dataNode{children: map[string]*dataNode{}}
 	maximal := 0
@@ -105,7 +197,7 @@ func analyse(node ast.Node, uses map[string]bool) *dataNode {
 			}
 			c := n.children[name]
 			if c == nil {
-				c = &dataNode{children: map[string]*dataNode{}}
+				c = &dataNode{name: name, children: map[string]*dataNode{}}
 				n.children[name] = c
 			}
 			n = c
@@ -113,9 +205,53 @@ func analyse(node ast.Node, uses map[string]bool) *dataNode {
 		n.whole, n.children = true, nil
 	}
 	if maximal != v.dataIdents {
-		return nil // data is also used whole, or indexed by a variable
+		return nil, nil // data is also used whole, or indexed by a variable
 	}
-	return root
+	var chains [][]string
+	var leaves func(n *dataNode, prefix []string)
+	leaves = func(n *dataNode, prefix []string) {
+		if n.whole {
+			chains = append(chains, slices.Clone(prefix))
+			return
+		}
+		names := make([]string, 0, len(n.children))
+		for name := range n.children {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			leaves(n.children[name], append(prefix, name))
+		}
+	}
+	leaves(root, nil)
+	return root, chains
+}
+
+// compileChains compiles src again with each member chain of data that
+// reads a leaf of chains replaced by the hidden variable holding it.
+func compileChains(src string, chains [][]string) (*vm.Program, error) {
+	index := map[string]int{}
+	for i, c := range chains {
+		index[strings.Join(c, "\x00")] = i
+	}
+	opts := append(slices.Clip(exprOptions), expr.Patch(&chainPatcher{index: index}))
+	return expr.Compile(src, opts...)
+}
+
+type chainPatcher struct{ index map[string]int }
+
+func (p *chainPatcher) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MemberNode)
+	if !ok {
+		return
+	}
+	names := chainNames(m)
+	if names == nil {
+		return
+	}
+	if i, ok := p.index[strings.Join(names, "\x00")]; ok {
+		ast.Patch(n, &ast.IdentifierNode{Value: fmt.Sprintf("__data%d", i)})
+	}
 }
 
 type usage struct {
@@ -173,17 +309,25 @@ func chainNames(m *ast.MemberNode) []string {
 	}
 }
 
-var vmPool = sync.Pool{New: func() any { return new(vm.VM) }}
+type runState struct {
+	vm   vm.VM
+	vars Vars
+}
+
+var statePool = sync.Pool{New: func() any { return new(runState) }}
 
 // run evaluates the expression for the event ev.
 func (p *exprProgram) run(ev []byte, meta Meta) (any, error) {
-	vars := Vars{Rule: meta.Rule, Bus: meta.Bus}
-	if err := p.fill(&vars, ev); err != nil {
+	st := statePool.Get().(*runState)
+	defer func() {
+		st.vars = Vars{} // drop the event's values
+		statePool.Put(st)
+	}()
+	st.vars = Vars{Rule: meta.Rule, Bus: meta.Bus}
+	if err := p.fill(&st.vars, ev); err != nil {
 		return nil, err
 	}
-	m := vmPool.Get().(*vm.VM)
-	out, err := m.Run(p.prog, &vars)
-	vmPool.Put(m)
+	out, err := st.vm.Run(p.prog, &st.vars)
 	if err != nil {
 		return nil, fmt.Errorf("the expression failed: %v", err)
 	}
@@ -196,12 +340,16 @@ func (p *exprProgram) fill(v *Vars, ev []byte) error {
 	if root >= len(ev) || ev[root] != '{' {
 		return errSyntax
 	}
-	it := newIterator(ev, root)
+	it := newLazyIterator(ev, root)
 	var m member
-	for it.next(&m) {
+	need := len(p.attrs) // members still to read; extensions need them all
+	for (need > 0 || p.useExtensions) && it.next(&m) {
 		raw := ev[m.keyStart+1 : m.keyEnd-1]
 		if m.escaped {
 			raw = unescape(nil, raw)
+		}
+		if p.attrs[string(raw)] {
+			need--
 		}
 		var str *string
 		switch string(raw) {
@@ -221,10 +369,12 @@ func (p *exprProgram) fill(v *Vars, ev []byte) error {
 			str = &v.DataSchema
 		case "time":
 			if p.useTime && ev[m.valStart] == '"' {
-				if _, err := checkString(ev, m.valStart); err != nil {
+				end, err := checkString(ev, m.valStart)
+				if err != nil {
 					return err
 				}
-				if t, err := time.Parse(time.RFC3339Nano, decodeString(ev[m.valStart:m.valEnd])); err == nil {
+				it.consumed(end)
+				if t, err := time.Parse(time.RFC3339Nano, decodeString(ev[m.valStart:end])); err == nil {
 					v.Time = t
 				}
 			}
@@ -233,9 +383,37 @@ func (p *exprProgram) fill(v *Vars, ev []byte) error {
 			if !p.useData {
 				continue
 			}
-			d, err := decodePart(ev, m.valStart, p.data)
+			if p.chains != nil {
+				var buf [maxChains]int
+				starts := buf[:p.nChain]
+				for i := range starts {
+					starts[i] = -1
+				}
+				end, err := p.chains.eval(ev, m.valStart, 0, starts)
+				if err != nil {
+					return err
+				}
+				if end >= 0 {
+					it.consumed(end)
+				}
+				for i, at := range starts {
+					if at < 0 {
+						continue
+					}
+					x, _, err := decodeValue(ev, at, 0)
+					if err != nil {
+						return err
+					}
+					v.setChain(i, x)
+				}
+				continue
+			}
+			d, end, err := decodePart(ev, m.valStart, p.data, 0)
 			if err != nil {
 				return err
+			}
+			if end >= 0 {
+				it.consumed(end)
 			}
 			v.Data = d
 			continue
@@ -243,10 +421,11 @@ func (p *exprProgram) fill(v *Vars, ev []byte) error {
 			if !p.useExtensions {
 				continue
 			}
-			x, _, err := decodeValue(ev, m.valStart, 0)
+			x, end, err := decodeValue(ev, m.valStart, 0)
 			if err != nil {
 				return err
 			}
+			it.consumed(end)
 			if v.Extensions == nil {
 				v.Extensions = map[string]any{}
 			}
@@ -254,26 +433,31 @@ func (p *exprProgram) fill(v *Vars, ev []byte) error {
 			continue
 		}
 		if p.useAttributes && ev[m.valStart] == '"' {
-			if _, err := checkString(ev, m.valStart); err != nil {
+			end, err := checkString(ev, m.valStart)
+			if err != nil {
 				return err
 			}
-			*str = decodeString(ev[m.valStart:m.valEnd])
+			it.consumed(end)
+			*str = decodeString(ev[m.valStart:end])
 		}
 	}
 	return it.err
 }
 
 // decodePart decodes the value at ev[i:], but of an object only the members
-// n names (n nil: all of it).
-func decodePart(ev []byte, i int, n *dataNode) (any, error) {
+// n names (n nil: all of it). It returns the end of the value, or -1 when
+// it stopped early, having all it wanted.
+func decodePart(ev []byte, i int, n *dataNode, depth int) (any, int, error) {
 	if n == nil || n.whole || ev[i] != '{' {
-		v, _, err := decodeValue(ev, i, 0)
-		return v, err
+		return decodeValue(ev, i, depth)
+	}
+	if depth > maxDepth {
+		return nil, 0, errDepth
 	}
 	out := make(map[string]any, len(n.children))
-	it := newIterator(ev, i)
+	it := newLazyIterator(ev, i)
 	var m member
-	for it.next(&m) {
+	for len(out) < len(n.children) && it.next(&m) {
 		raw := ev[m.keyStart+1 : m.keyEnd-1]
 		if m.escaped {
 			raw = unescape(nil, raw)
@@ -282,11 +466,23 @@ func decodePart(ev []byte, i int, n *dataNode) (any, error) {
 		if !ok {
 			continue
 		}
-		v, err := decodePart(ev, m.valStart, c)
-		if err != nil {
-			return nil, err
+		if _, dup := out[c.name]; dup {
+			continue // the first of duplicate keys, as paths read them
 		}
-		out[string(raw)] = v
+		v, end, err := decodePart(ev, m.valStart, c, depth+1)
+		if err != nil {
+			return nil, 0, err
+		}
+		if end >= 0 {
+			it.consumed(end)
+		}
+		out[c.name] = v
 	}
-	return out, it.err
+	if it.err != nil {
+		return nil, 0, it.err
+	}
+	if len(out) == len(n.children) {
+		return out, -1, nil
+	}
+	return out, it.i, nil
 }

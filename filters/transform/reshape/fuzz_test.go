@@ -22,6 +22,7 @@ func FuzzApply(f *testing.F) {
 		{Paths: map[string]string{"x": "$.data.x"}, Template: `x=<x> e=<busbar.event.json>`},
 		{Expr: `{"x": data?.x, "y": data?.y, "id": id}`},
 		{Expr: `data`},
+		{Expr: `[data.x, data.y.z, data["a b"], data.x?.y]`},
 		{Mask: []MaskSpec{{Path: "$..x", Action: ActionRemove}, {Path: "$.data.y[*]", Action: ActionPartial, KeepFirst: 1}}},
 		{Form: FormData, Mask: []MaskSpec{{Path: "$..x", Action: ActionHash, Key: key}, {Path: "$.data.*", Action: ActionRedact}}},
 	}

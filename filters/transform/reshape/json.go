@@ -1,10 +1,12 @@
 package reshape
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"time"
@@ -36,20 +38,60 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
+// SWAR: eight bytes at a time. hasZero's lowest set bit marks the first
+// zero byte exactly (bits above it may be false alarms, never used).
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+func hasZero(x uint64) uint64 { return (x - ones) & ^x & highs }
+
+// quoteOrBackslash marks the bytes of x that are '"' or '\\'.
+func quoteOrBackslash(x uint64) uint64 {
+	return hasZero(x^(ones*'"')) | hasZero(x^(ones*'\\'))
+}
+
 // stringEnd returns the index after the closing quote of the string that
 // starts at b[i] == '"', and whether it holds a backslash escape.
 func stringEnd(b []byte, i int) (end int, escaped bool, err error) {
-	for j := i + 1; j < len(b); j++ {
+	j := i + 1
+	for {
+		for j+8 <= len(b) {
+			m := quoteOrBackslash(binary.LittleEndian.Uint64(b[j:]))
+			if m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		if j >= len(b) {
+			return 0, false, errSyntax
+		}
 		switch b[j] {
 		case '"':
 			return j + 1, escaped, nil
 		case '\\':
 			escaped = true
+			j += 2
+		default:
 			j++
 		}
 	}
-	return 0, false, errSyntax
 }
+
+// stringSpecial marks the bytes checkString must look at: the quote, the
+// backslash and control characters.
+var stringSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// structural marks the bytes skipValue stops at inside objects and arrays.
+var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
 
 // skipValue returns the index after the value starting at b[i] (no leading
 // whitespace).
@@ -64,7 +106,11 @@ func skipValue(b []byte, i int) (int, error) {
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {
-			switch b[j] {
+			c := b[j]
+			if !structural[c] {
+				continue
+			}
+			switch c {
 			case '"':
 				end, _, err := stringEnd(b, j)
 				if err != nil {
@@ -76,7 +122,7 @@ func skipValue(b []byte, i int) (int, error) {
 				if depth > maxDepth {
 					return 0, errDepth
 				}
-			case '}', ']':
+			default: // '}', ']'
 				depth--
 				if depth == 0 {
 					return j + 1, nil
@@ -125,23 +171,45 @@ func (m *member) keyIs(b []byte, name string) bool {
 	return string(unescape(nil, raw)) == name
 }
 
-// iterator walks the members of the object or array at b[start].
+// iterator walks the members of the object or array at b[start]. A lazy
+// iterator leaves a member's valEnd at -1 and skips the value only when
+// asked for the next member, so a caller that reads the value itself can
+// say where it ended (consumed) and save a second pass.
 type iterator struct {
-	b     []byte
-	i     int
-	obj   bool
-	first bool
-	err   error
+	b       []byte
+	i       int
+	obj     bool
+	first   bool
+	lazy    bool
+	pending int // a lazy iterator's current value, to skip first; -1 none
+	err     error
 }
 
 func newIterator(b []byte, start int) iterator {
-	return iterator{b: b, i: start + 1, obj: b[start] == '{', first: true}
+	return iterator{b: b, i: start + 1, obj: b[start] == '{', first: true, pending: -1}
 }
+
+func newLazyIterator(b []byte, start int) iterator {
+	it := newIterator(b, start)
+	it.lazy = true
+	return it
+}
+
+// consumed tells a lazy iterator that the current value ends at end.
+func (it *iterator) consumed(end int) { it.i, it.pending = end, -1 }
 
 // next fills m with the next member; false at the end or on an error
 // (it.err).
 func (it *iterator) next(m *member) bool {
 	b := it.b
+	if it.pending >= 0 {
+		end, err := skipValue(b, it.pending)
+		if err != nil {
+			it.err = err
+			return false
+		}
+		it.i, it.pending = end, -1
+	}
 	i := skipWS(b, it.i)
 	if i >= len(b) {
 		it.err = errSyntax
@@ -178,6 +246,15 @@ func (it *iterator) next(m *member) bool {
 		i = skipWS(b, i+1)
 	} else {
 		m.keyStart, m.keyEnd, m.escaped = 0, 0, false
+	}
+	if i >= len(b) {
+		it.err = errSyntax
+		return false
+	}
+	if it.lazy {
+		m.valStart, m.valEnd = i, -1
+		it.i, it.pending = i, i
+		return true
 	}
 	end, err := skipValue(b, i)
 	if err != nil {
@@ -326,30 +403,45 @@ func numberEnd(b []byte, i int) int {
 // checkString checks the string at b[i] == '"' strictly (escapes, no
 // control characters) and returns its end.
 func checkString(b []byte, i int) (int, error) {
-	for j := i + 1; j < len(b); j++ {
+	j := i + 1
+	for {
+		for j+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[j:])
+			m := quoteOrBackslash(x) | (x-ones*0x20)&^x&highs // '"', '\\' or < 0x20
+			if m != 0 {
+				j += bits.TrailingZeros64(m) >> 3
+				break
+			}
+			j += 8
+		}
+		for j < len(b) && !stringSpecial[b[j]] {
+			j++
+		}
+		if j >= len(b) {
+			return 0, errSyntax
+		}
 		switch c := b[j]; {
 		case c == '"':
 			return j + 1, nil
 		case c < 0x20:
 			return 0, errSyntax
-		case c == '\\':
+		default: // '\\'
 			if j+1 >= len(b) {
 				return 0, errSyntax
 			}
 			switch b[j+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				j++
+				j += 2
 			case 'u':
 				if j+6 > len(b) || !isHex4(b[j+2:j+6]) {
 					return 0, errSyntax
 				}
-				j += 5
+				j += 6
 			default:
 				return 0, errSyntax
 			}
 		}
 	}
-	return 0, errSyntax
 }
 
 func isHex4(b []byte) bool {
@@ -523,7 +615,9 @@ func decodeValue(b []byte, i, depth int) (any, int, error) {
 			if v, i, err = decodeValue(b, i+1, depth+1); err != nil {
 				return nil, 0, err
 			}
-			m[key] = v
+			if _, dup := m[key]; !dup {
+				m[key] = v // the first of duplicate keys, as paths read them
+			}
 			i = skipWS(b, i)
 			if i < len(b) && b[i] == '}' {
 				return m, i + 1, nil
@@ -669,7 +763,13 @@ func appendAny(dst []byte, v any, depth int) ([]byte, error) {
 		return appendString(dst, x.String()), nil
 	case map[string]any:
 		dst = append(dst, '{')
-		for i, k := range sortedKeys(x) {
+		var buf [16]string
+		keys := buf[:0]
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for i, k := range keys {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
@@ -752,15 +852,6 @@ func appendReflect(dst []byte, v any, depth int) ([]byte, error) {
 		return dst, fmt.Errorf("the result cannot be written as JSON: %v", err)
 	}
 	return append(dst, b...), nil
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func sortStrings(s []string) { slices.Sort(s) }

@@ -73,7 +73,10 @@ func (m *mask) replacements(ev []byte, hits []hit) ([]edit, error) {
 		if h.start < end {
 			continue // inside a value already replaced (a .. path)
 		}
-		end = h.end
+		var err error
+		if end, err = h.valueEnd(ev); err != nil {
+			return nil, err
+		}
 		repl, err := m.replace(ev[h.start:h.end])
 		if err != nil {
 			return nil, err

@@ -191,9 +191,21 @@ func bracketDashes(src string) (string, bool) {
 
 // hit is one value a path reached.
 type hit struct {
-	start, end int // the value
+	start, end int // the value; end is -1 until someone needs it (valueEnd)
 	member     int // where its member starts (the key's quote, or the element)
 	container  int // the '{' or '[' holding it; -1 for the root
+}
+
+// valueEnd returns where the hit's value ends.
+func (h *hit) valueEnd(b []byte) (int, error) {
+	if h.end < 0 {
+		end, err := skipValue(b, h.start)
+		if err != nil {
+			return 0, err
+		}
+		h.end = end
+	}
+	return h.end, nil
 }
 
 var errStop = errors.New("stop")
@@ -202,11 +214,16 @@ var errStop = errors.New("stop")
 // in document order (only the first for a path without wildcards).
 func (p *Path) walk(b []byte, root int, fn func(hit) error) error {
 	root = skipWS(b, root)
-	end, err := skipValue(b, root)
-	if err != nil {
-		return err
+	end := -1 // found only when needed: a path of no steps reaches the root
+	if len(p.steps) == 0 {
+		var err error
+		if end, err = skipValue(b, root); err != nil {
+			return err
+		}
+	} else if !isContainer(b, root) {
+		return nil
 	}
-	err = evalSteps(b, hit{start: root, end: end, member: root, container: -1}, p.steps, 0, fn)
+	err := evalSteps(b, hit{start: root, end: end, member: root, container: -1}, p.steps, 0, fn)
 	if err == errStop {
 		return nil
 	}
@@ -233,11 +250,11 @@ func evalSteps(b []byte, h hit, steps []step, depth int, fn func(hit) error) err
 		if !obj {
 			return nil
 		}
-		it := newIterator(b, h.start)
+		it := newLazyIterator(b, h.start)
 		var m member
 		for it.next(&m) {
 			if m.keyIs(b, s.name) {
-				return evalSteps(b, hit{start: m.valStart, end: m.valEnd, member: m.keyStart, container: h.start}, steps[1:], depth+1, fn)
+				return evalSteps(b, hit{start: m.valStart, end: -1, member: m.keyStart, container: h.start}, steps[1:], depth+1, fn)
 			}
 		}
 		return it.err
@@ -255,11 +272,11 @@ func evalSteps(b []byte, h hit, steps []step, depth int, fn func(hit) error) err
 				return nil
 			}
 		}
-		it := newIterator(b, h.start)
+		it := newLazyIterator(b, h.start)
 		var m member
 		for k := 0; it.next(&m); k++ {
 			if k == want {
-				return evalSteps(b, hit{start: m.valStart, end: m.valEnd, member: m.valStart, container: h.start}, steps[1:], depth+1, fn)
+				return evalSteps(b, hit{start: m.valStart, end: -1, member: m.valStart, container: h.start}, steps[1:], depth+1, fn)
 			}
 		}
 		return it.err

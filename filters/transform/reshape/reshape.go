@@ -9,6 +9,7 @@ import (
 	"mime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Forms of a transform.
@@ -434,63 +435,63 @@ func (p *Program) apply(ev []byte, meta Meta) ([]byte, string, error) {
 // datacontenttype is not JSON as its text, with that content type;
 // data_base64 decoded; null when there is no data.
 func data(ev []byte) ([]byte, string, error) {
-	it := newIterator(ev, skipWS(ev, 0))
+	it := newLazyIterator(ev, skipWS(ev, 0))
 	var m member
-	var dataAt, b64At, ctAt *member
-	var found [3]member
+	var out []byte // data, compacted
+	hasData := false
+	b64, ct := -1, -1
 	for it.next(&m) {
 		switch {
 		case m.keyIs(ev, "data"):
-			found[0] = m
-			dataAt = &found[0]
-		case m.keyIs(ev, "data_base64"):
-			found[1] = m
-			b64At = &found[1]
-		case m.keyIs(ev, "datacontenttype"):
-			found[2] = m
-			ctAt = &found[2]
+			if hasData {
+				continue // the first of duplicate keys
+			}
+			var end int
+			var err error
+			if out, end, err = appendCompact(make([]byte, 0, len(ev)-m.valStart), ev, m.valStart); err != nil {
+				return nil, "", fmt.Errorf("data: %w", err)
+			}
+			it.consumed(end)
+			hasData = true
+		case m.keyIs(ev, "data_base64") && b64 < 0:
+			b64 = m.valStart
+		case m.keyIs(ev, "datacontenttype") && ct < 0:
+			ct = m.valStart
 		}
 	}
 	if it.err != nil {
 		return nil, "", it.err
 	}
-	ct := ""
-	if ctAt != nil && ev[ctAt.valStart] == '"' {
-		if _, err := checkString(ev, ctAt.valStart); err != nil {
+	ctype := ""
+	if ct >= 0 && ev[ct] == '"' {
+		end, err := checkString(ev, ct)
+		if err != nil {
 			return nil, "", err
 		}
-		ct = decodeString(ev[ctAt.valStart:ctAt.valEnd])
+		ctype = decodeString(ev[ct:end])
 	}
 	switch {
-	case dataAt != nil:
-		v := ev[dataAt.valStart:dataAt.valEnd]
-		if v[0] == '"' && ct != "" && !isJSONType(ct) {
-			if _, err := checkString(v, 0); err != nil {
-				return nil, "", err
-			}
-			return unescape(make([]byte, 0, len(v)), v[1:len(v)-1]), ct, nil
-		}
-		out, _, err := appendCompact(make([]byte, 0, len(v)), v, 0)
-		if err != nil {
-			return nil, "", fmt.Errorf("data: %w", err)
+	case hasData:
+		if out[0] == '"' && ctype != "" && !isJSONType(ctype) {
+			return unescape(make([]byte, 0, len(out)), out[1:len(out)-1]), ctype, nil
 		}
 		return out, ContentTypeJSON, nil
-	case b64At != nil:
-		v := ev[b64At.valStart:b64At.valEnd]
-		if v[0] != '"' {
+	case b64 >= 0:
+		if ev[b64] != '"' {
 			return nil, "", errors.New("data_base64 is not a string")
 		}
-		if _, err := checkString(v, 0); err != nil {
+		end, err := checkString(ev, b64)
+		if err != nil {
 			return nil, "", err
 		}
-		out, err := base64.StdEncoding.DecodeString(decodeString(v))
+		dec, err := base64.StdEncoding.DecodeString(decodeString(ev[b64:end]))
 		if err != nil {
 			return nil, "", fmt.Errorf("data_base64 is not base64: %v", err)
 		}
-		if ct == "" {
-			ct = "application/octet-stream"
+		if ctype == "" {
+			ctype = "application/octet-stream"
 		}
-		return out, ct, nil
+		return dec, ctype, nil
 	}
 	return []byte("null"), ContentTypeJSON, nil
 }
@@ -505,17 +506,52 @@ func isJSONType(ct string) bool {
 	return mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json")
 }
 
+// tplState is the per-Apply scratch space of a template, pooled.
+type tplState struct {
+	starts  []int
+	spans   [][2]int
+	vals    [][]byte
+	scratch []byte
+}
+
+var tplPool = sync.Pool{New: func() any { return &tplState{scratch: make([]byte, 0, 512)} }}
+
 func (p *Program) template(ev []byte, meta Meta) ([]byte, string, error) {
 	t := p.tpl
+	st := tplPool.Get().(*tplState)
+	defer func() {
+		clear(st.vals) // drop references to the event
+		if cap(st.scratch) <= 64<<10 {
+			tplPool.Put(st)
+		}
+	}()
+	n := len(t.vars)
+	st.starts = slices.Grow(st.starts[:0], n)[:n]
+	st.spans = slices.Grow(st.spans[:0], n)[:n]
+	st.vals = slices.Grow(st.vals[:0], n)[:n]
+	starts, spans, vals := st.starts, st.spans, st.vals
+	if t.trie != nil {
+		for i := range starts {
+			starts[i] = -1
+		}
+		if _, err := t.trie.eval(ev, skipWS(ev, 0), 0, starts); err != nil {
+			return nil, "", err
+		}
+	}
 	// Each variable's JSON goes into scratch; vals slices it once it stopped
 	// growing.
-	spans := make([][2]int, len(t.vars))
-	scratch := make([]byte, 0, 256)
+	scratch := st.scratch[:0]
 	for i, v := range t.vars {
 		start := len(scratch)
 		var found bool
 		var err error
-		scratch, found, err = resolve(scratch, ev, v, meta)
+		switch {
+		case !t.inTrie[i]:
+			scratch, found, err = resolve(scratch, ev, v, meta)
+		case starts[i] >= 0:
+			scratch, _, err = appendCompact(scratch, ev, starts[i])
+			found = err == nil
+		}
 		if err != nil {
 			return nil, "", fmt.Errorf("<%s>: %w", v.name, err)
 		}
@@ -526,13 +562,14 @@ func (p *Program) template(ev []byte, meta Meta) ([]byte, string, error) {
 		}
 		spans[i] = [2]int{start, len(scratch)}
 	}
-	vals := make([][]byte, len(t.vars))
+	st.scratch = scratch
 	for i, s := range spans {
+		vals[i] = nil
 		if s[0] >= 0 {
 			vals[i] = scratch[s[0]:s[1]]
 		}
 	}
-	out, err := t.render(make([]byte, 0, t.size+len(scratch)), vals, p.limit)
+	out, err := t.render(make([]byte, 0, t.size+len(scratch)+16), vals, p.limit)
 	if err != nil {
 		return nil, "", err
 	}

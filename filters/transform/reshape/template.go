@@ -62,6 +62,9 @@ type template struct {
 	segs []segment
 	vars []variable // only the variables the template uses
 	size int        // bytes of literal text, to size the output
+	trie *trieNode  // the variables with simple paths, read in one pass
+	// inTrie marks the variables the trie reads.
+	inTrie []bool
 }
 
 // templateError is a template that does not compile; Offset counts bytes in
@@ -136,6 +139,16 @@ func compileTemplate(src string, paths map[string]*Path) (*template, error) {
 func (t *template) finish() {
 	for _, s := range t.segs {
 		t.size += len(s.lit)
+	}
+	t.inTrie = make([]bool, len(t.vars))
+	for i, v := range t.vars {
+		if v.path != nil && v.path.simple() {
+			if t.trie == nil {
+				t.trie = &trieNode{}
+			}
+			t.trie.add(v.path, i)
+			t.inTrie[i] = true
+		}
 	}
 }
 
