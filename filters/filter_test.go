@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -285,4 +286,38 @@ func TestParseJSONNumberMatchesParseFloat(t *testing.T) {
 			t.Fatalf("parseJSONNumber(%s) = %v %v, ParseFloat = %v %v", in, got, ok, want, err)
 		}
 	}
+}
+
+// The matcher is shared by all router goroutines: run it concurrently
+// (under -race in CI) with patterns and filters and compare the answers.
+func TestMatchConcurrent(t *testing.T) {
+	m, err := NewMatcher([]Rule{
+		{Name: "a", Pattern: []byte(`{"source":["erp"],"data":{"items":{"sku":["B"],"qty":[{"numeric":[">",4]}]}}}`)},
+		{Name: "b", Pattern: []byte(`{"data":{"customer":{"tier":[{"equals-ignore-case":"gold"}]}}}`), Filter: `data.amount > 100 && extensions.tenant == "acme"`},
+		{Name: "c", Filter: `jsonpath(data, "$.items[0].sku") == "A"`},
+		{Name: "d", Pattern: []byte(`{"source":["crm"]}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := []byte(`{"specversion":"1.0","id":"2","source":"crm","type":"t","data":{"items":[{"sku":"Z"}]}}`)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				ev, want := []byte(filterEvent), []string{"a", "b", "c"}
+				if (g+i)%2 == 1 {
+					ev, want = other, []string{"d"}
+				}
+				got, err := m.Match(ev, nil)
+				if err != nil || !slices.Equal(got, want) {
+					t.Errorf("goroutine %d: %v %v, want %v", g, got, err, want)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
