@@ -2,11 +2,13 @@ package filters
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // refRule is one pattern prepared for direct evaluation (no automaton).
@@ -243,5 +245,33 @@ func TestMatchRejectsMalformedEvents(t *testing.T) {
 		if got, err := m.Match([]byte(ev), nil); err == nil {
 			t.Errorf("Match(%.40q) = %v, want an error", ev, got)
 		}
+	}
+}
+
+// Patterns with fields in several independent arrays meet events whose
+// arrays match element by element as a product of combinations; past the
+// step budget Match fails with ErrTooComplex instead of stalling.
+func TestTooComplex(t *testing.T) {
+	pattern := []byte(`{"data":{"a":{"x":[1]},"b":{"x":[1]},"c":{"x":[1]},"d":{"x":[1]},"e":{"x":[{"exists":false}]}}}`)
+	arr := "[" + strings.TrimSuffix(strings.Repeat(`{"x":1},`, 60), ",") + "]"
+	ev := []byte(`{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"a":` + arr + `,"b":` + arr + `,"c":` + arr + `,"d":` + arr + `,"e":[{"x":2}]}}`)
+	m, err := NewMatcher([]Rule{{Name: "r", Pattern: pattern}, {Name: "easy", Pattern: []byte(`{"source":["s"]}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := m.Match(ev, nil); !errors.Is(err, ErrTooComplex) {
+		t.Errorf("Match error = %v, want ErrTooComplex", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v", d)
+	}
+	if _, err := Explain(pattern, ev); !errors.Is(err, ErrTooComplex) {
+		t.Errorf("Explain error = %v, want ErrTooComplex", err)
+	}
+	// The same matcher keeps working for ordinary events.
+	got, err := m.Match([]byte(`{"specversion":"1.0","id":"1","source":"s","type":"t"}`), nil)
+	if err != nil || !slices.Equal(got, []string{"easy"}) {
+		t.Errorf("after ErrTooComplex: %v %v", got, err)
 	}
 }
