@@ -59,13 +59,15 @@ func (c *Config) ApplyDefaults() {
 			r.Targets[j].applyDefaults()
 		}
 	}
+	c.applyConnectionDefaults()
 }
 
 func (t *Target) applyDefaults() {
-	if t.Method == "" {
+	// A target with a destination takes its method and timeout from it.
+	if t.Method == "" && t.Destination == "" {
 		t.Method = DefaultMethod
 	}
-	if t.Timeout == 0 {
+	if t.Timeout == 0 && t.Destination == "" {
 		t.Timeout = Duration(DefaultTimeout)
 	}
 	if t.Mode == "" {

@@ -242,7 +242,7 @@ func TestTargetErrors(t *testing.T) {
 	}
 	checkErrors(t, "busbar.yaml", []errCase{
 		{"type", target("type: htp"), []string{
-			`5:15 rules[0].targets[0].type: "htp" is not a target type (use "http" or "clickhouse"; did you mean "http"?)`}},
+			`5:15 rules[0].targets[0].type: "htp" is not a target type (use "http", "clickhouse", "dingtalk", "wecom", "feishu" or "slack"; did you mean "http"?)`}},
 		{"url scheme", target("type: http\n        url: ftp://x.example/a"), []string{
 			`6:14 rules[0].targets[0].url: the URL must start with http:// or https://`}},
 		{"url no host", target("type: http\n        url: https:///a"), []string{
@@ -251,8 +251,8 @@ func TestTargetErrors(t *testing.T) {
 			`6:14 rules[0].targets[0].url: not a valid URL: invalid URL escape "%zz"`}},
 		{"method case", target("type: http\n        url: https://x\n        method: post"), []string{
 			`7:17 rules[0].targets[0].method: write the method in upper case: "POST"`}},
-		{"method", target("type: http\n        url: https://x\n        method: GET"), []string{
-			`7:17 rules[0].targets[0].method: "GET" is not a supported method (use "POST", "PUT" or "PATCH")`}},
+		{"method", target("type: http\n        url: https://x\n        method: TRACE"), []string{
+			`7:17 rules[0].targets[0].method: "TRACE" is not a supported method (use "POST", "PUT", "PATCH", "GET" or "DELETE")`}},
 		{"mode", target("type: http\n        url: https://x\n        mode: strucutred"), []string{
 			`7:15 rules[0].targets[0].mode: "strucutred" is not a CloudEvents HTTP mode (use "structured" or "binary"; did you mean "structured"?)`}},
 		{"header name", target("type: http\n        url: https://x\n        headers: {'X Key': a}"), []string{

@@ -28,6 +28,13 @@ type Config struct {
 	Buses []Bus `yaml:"buses,omitempty" json:"buses,omitempty"`
 	// Rules select events from a bus and deliver them to targets.
 	Rules []Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
+	// Connections are reusable credentials of API destinations: Basic,
+	// API key or OAuth 2.0 client credentials, with extra request
+	// parameters (docs/targets.md).
+	Connections []Connection `yaml:"connections,omitempty" json:"connections,omitempty"`
+	// Destinations are named HTTP APIs that http targets deliver to: URL
+	// with path parameters, method, connection, timeout and rate limit.
+	Destinations []Destination `yaml:"destinations,omitempty" json:"destinations,omitempty"`
 
 	// templates maps the field path of every string that held an ${ENV}
 	// reference to its text before expansion; Redacted puts it back.
@@ -93,16 +100,35 @@ type Target struct {
 	// ID of the target, unique within its rule: letters, digits, '-' and '_',
 	// at most 64 characters.
 	ID string `yaml:"id" json:"id"`
-	// Type of sink: "http".
+	// Type of sink: "http", "clickhouse", or a chat robot: "dingtalk",
+	// "wecom", "feishu" (also Lark) or "slack".
 	Type string `yaml:"type" json:"type"`
-	// URL of the HTTP endpoint: http:// or https:// (required for type http).
+	// URL of the HTTP endpoint, or of a chat robot's webhook: http:// or
+	// https:// (required for type http unless destination is set, and for
+	// chat robots).
 	URL string `yaml:"url,omitempty" json:"url,omitempty"`
-	// Method is the HTTP method: POST (the default), PUT or PATCH.
+	// Destination names an API destination (under destinations:) an http
+	// target delivers to instead of url; the destination's method, timeout,
+	// connection and rate limit apply.
+	Destination string `yaml:"destination,omitempty" json:"destination,omitempty"`
+	// Method is the HTTP method: POST (the default), PUT, PATCH, GET or
+	// DELETE. GET and DELETE send no body.
 	Method string `yaml:"method,omitempty" json:"method,omitempty"`
-	// Headers are added to every request; values may be ${ENV} references.
-	// Values are never printed: Redacted hides them and errors never quote
-	// them.
+	// Headers are added to every request; values may be ${ENV} references,
+	// and {$.json.path} placeholders filled from the event. Values are never
+	// printed: Redacted hides them and errors never quote them.
 	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Query parameters are added to the URL of every request; values may
+	// hold {$.json.path} placeholders filled from the event.
+	Query map[string]string `yaml:"query,omitempty" json:"query,omitempty"`
+	// Secret signs the messages of dingtalk and feishu robots (their
+	// "signature" security setting): an ${ENV} reference or file:/path.
+	// Never printed.
+	Secret string `yaml:"secret,omitempty" json:"secret,omitempty"`
+	// Text is the message a chat robot posts, with <$.json.path>
+	// placeholders filled from the event ("Order <$.data.orderId> failed").
+	// Without it, the target's transform makes the text.
+	Text string `yaml:"text,omitempty" json:"text,omitempty"`
 	// Timeout of one delivery attempt: 1ms to 15m (default 5s).
 	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
 	// Mode is the CloudEvents HTTP binding mode: "structured" (default) or "binary".
@@ -124,6 +150,9 @@ type Target struct {
 	// ClickHouse says where and how a clickhouse target stores events
 	// (required for type clickhouse).
 	ClickHouse ClickHouse `yaml:"clickhouse,omitempty" json:"clickhouse,omitzero"`
+
+	// dest is the destination Destination names, linked by ApplyDefaults.
+	dest *Destination
 }
 
 // Batch bounds the bulk writes of a batching sink. A batch is written when
@@ -287,4 +316,113 @@ type Mask struct {
 	// KeepLast is how many trailing characters partial keeps: 0 to 1000
 	// (default 0).
 	KeepLast int `yaml:"keep_last,omitempty" json:"keep_last,omitempty"`
+}
+
+// Connection is a reusable set of credentials for API destinations, with
+// extra parameters added to every request made with it. Its type names the
+// one auth block it holds.
+type Connection struct {
+	// Name of the connection, unique across the config: letters, digits,
+	// '-' and '_', at most 64 characters.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text for people reading the config.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Type of auth: "basic", "api_key" or "oauth2_client_credentials".
+	Type string `yaml:"type" json:"type"`
+	// Basic holds the username and password of type basic.
+	Basic *BasicAuth `yaml:"basic,omitempty" json:"basic,omitempty"`
+	// APIKey holds the key of type api_key.
+	APIKey *APIKey `yaml:"api_key,omitempty" json:"api_key,omitempty"`
+	// OAuth2 holds the token endpoint and client of type
+	// oauth2_client_credentials.
+	OAuth2 *OAuth2 `yaml:"oauth2,omitempty" json:"oauth2,omitempty"`
+	// Headers are added to every request made with the connection (a
+	// target's own headers win). Values are never printed.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Query parameters are added to every request made with the connection
+	// (a target's own win). Values are never printed.
+	Query map[string]string `yaml:"query,omitempty" json:"query,omitempty"`
+	// Body fields are set in every JSON object body sent with the
+	// connection, as strings; other bodies are sent unchanged. Values are
+	// never printed.
+	Body map[string]string `yaml:"body,omitempty" json:"body,omitempty"`
+}
+
+// BasicAuth is HTTP Basic authentication.
+type BasicAuth struct {
+	// Username sent with every request.
+	Username string `yaml:"username" json:"username"`
+	// Password sent with every request: an ${ENV} reference or file:/path.
+	// Never printed.
+	Password string `yaml:"password" json:"password"`
+}
+
+// APIKey is a key sent with every request, in a header or in the query
+// string.
+type APIKey struct {
+	// Name of the header or query parameter ("X-Api-Key", "api_key").
+	Name string `yaml:"name" json:"name"`
+	// Value is the key: an ${ENV} reference or file:/path. Never printed.
+	Value string `yaml:"value" json:"value"`
+	// In is where the key goes: "header" (the default) or "query".
+	In string `yaml:"in,omitempty" json:"in,omitempty"`
+}
+
+// OAuth2 is the OAuth 2.0 client credentials grant: busbar fetches a token
+// from the token endpoint, caches it, refreshes it before it expires (and
+// once when a destination answers 401) and sends it as a bearer token.
+type OAuth2 struct {
+	// TokenURL is the token endpoint: http:// or https://.
+	TokenURL string `yaml:"token_url" json:"token_url"`
+	// ClientID identifies busbar to the token endpoint.
+	ClientID string `yaml:"client_id" json:"client_id"`
+	// ClientSecret authenticates busbar to the token endpoint: an ${ENV}
+	// reference or file:/path. Never printed.
+	ClientSecret string `yaml:"client_secret" json:"client_secret"`
+	// Scopes requested, if any.
+	Scopes []string `yaml:"scopes,omitempty" json:"scopes,omitempty"`
+	// Method of the token request: "POST" (the default) or "GET" (the
+	// parameters then go in the query string).
+	Method string `yaml:"method,omitempty" json:"method,omitempty"`
+	// AuthStyle is how the client id and secret are sent: "auto" (the
+	// default: tried as Basic auth, then in the body), "header" (Basic
+	// auth) or "body" (form fields).
+	AuthStyle string `yaml:"auth_style,omitempty" json:"auth_style,omitempty"`
+	// Headers are added to token requests. Values are never printed.
+	Headers map[string]string `yaml:"headers,omitempty" json:"headers,omitempty"`
+	// Query parameters are added to token requests. Values are never
+	// printed.
+	Query map[string]string `yaml:"query,omitempty" json:"query,omitempty"`
+	// Body parameters are added to the form of token requests (audience,
+	// resource, ...). Values are never printed.
+	Body map[string]string `yaml:"body,omitempty" json:"body,omitempty"`
+}
+
+// Destination is an HTTP API that http targets deliver to: where, how,
+// with which credentials and how fast.
+type Destination struct {
+	// Name of the destination, unique across the config: letters, digits,
+	// '-' and '_', at most 64 characters.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text for people reading the config.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// URL of the API: http:// or https://, with {$.json.path} path
+	// parameters filled from each event
+	// (https://api.example.com/orders/{$.data.orderId}).
+	URL string `yaml:"url" json:"url"`
+	// Method is the HTTP method: POST (the default), PUT, PATCH, GET or
+	// DELETE. GET and DELETE send no body.
+	Method string `yaml:"method,omitempty" json:"method,omitempty"`
+	// Connection names the connection (under connections:) whose
+	// credentials and parameters every request carries; none when empty.
+	Connection string `yaml:"connection,omitempty" json:"connection,omitempty"`
+	// RateLimitPerSecond caps the requests to this destination per second,
+	// across every target and rule of the process that uses it: 1 to 100000
+	// (default: no limit).
+	RateLimitPerSecond int `yaml:"rate_limit_per_second,omitempty" json:"rate_limit_per_second,omitempty"`
+	// Timeout of one request: 1ms to 15m (default 5s).
+	Timeout Duration `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+
+	// conn is the connection Connection names, linked by ApplyDefaults.
+	conn *Connection
 }

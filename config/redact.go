@@ -45,6 +45,7 @@ func (c *Config) Redacted() *Config {
 			}
 		}
 	}
+	c.redactConnections(out)
 	out.templates = nil
 	return out
 }
@@ -119,6 +120,7 @@ func (c *Config) Clone() *Config {
 			r.Targets[j].ClickHouse.Columns = slices.Clone(r.Targets[j].ClickHouse.Columns)
 		}
 	}
+	c.cloneConnections(&out)
 	out.templates = maps.Clone(c.templates)
 	return &out
 }

@@ -99,6 +99,19 @@ func buildSchema() []byte {
 	prop("Target", "mode").Default = DefaultMode
 	prop("Target", "method").Enum = anys(methods)
 	prop("Target", "method").Default = DefaultMethod
+	// Connections and destinations (connections.go).
+	prop("Connection", "name").Pattern = namePattern
+	prop("Destination", "name").Pattern = namePattern
+	prop("Connection", "type").Enum = anys(connTypes)
+	prop("Destination", "method").Enum = anys(methods)
+	prop("Destination", "method").Default = DefaultMethod
+	prop("Destination", "timeout").Default = Duration(DefaultTimeout).String()
+	prop("APIKey", "in").Enum = anys(apiKeyPlaces)
+	prop("APIKey", "in").Default = DefaultAPIKeyIn
+	prop("OAuth2", "method").Enum = anys(oauth2Methods)
+	prop("OAuth2", "method").Default = DefaultOAuth2Method
+	prop("OAuth2", "auth_style").Enum = anys(oauth2Styles)
+	prop("OAuth2", "auth_style").Default = DefaultOAuth2Style
 	prop("Target", "url").Pattern = `^(https?://|\$\{)`
 	one := uint64(1)
 	prop("Rule", "targets").MinItems = &one
@@ -109,7 +122,8 @@ func buildSchema() []byte {
 		Required:   []string{"type"},
 	}
 	s.Definitions["Target"].If.Properties.Set("type", &jsonschema.Schema{Const: TypeHTTP})
-	s.Definitions["Target"].Then = &jsonschema.Schema{Required: []string{"url"}}
+	// An http target names its endpoint with url or with a destination.
+	s.Definitions["Target"].Then = &jsonschema.Schema{AnyOf: []*jsonschema.Schema{{Required: []string{"url"}}, {Required: []string{"destination"}}}}
 
 	for key, lim := range intLimits {
 		def, name, _ := strings.Cut(key, ".")

@@ -26,10 +26,10 @@ const namePattern = `^[A-Za-z0-9_-]{1,64}$`
 var nameRE = regexp.MustCompile(namePattern)
 
 var (
-	targetTypes      = []string{TypeHTTP, TypeClickHouse}
+	targetTypes      = []string{TypeHTTP, TypeClickHouse, TypeKafka}
 	modes            = []string{ModeStructured, ModeBinary}
 	methods          = []string{"POST", "PUT", "PATCH"}
-	transportSchemes = []string{"embedded", "nats", "kafka", "pulsar"}
+	transportSchemes = []string{"embedded", "nats", "kafka", "kafka+sarama", "pulsar"}
 )
 
 // intLimits and durationLimits bound the numeric fields, by "Type.field".
@@ -154,7 +154,10 @@ func (v *validator) config(c *Config) {
 		}
 		v.durationField(p+".retention", "Bus.retention", b.Retention, DefaultRetention)
 		v.intField(p+".max_bytes", "Bus.max_bytes", b.MaxBytes, 0)
+		v.partitionKey(p+".partition_key", b.PartitionKey)
 	}
+
+	v.sources(c.Sources, buses)
 
 	rules := map[string]string{}
 	for i := range c.Rules {
@@ -391,6 +394,7 @@ func (v *validator) target(path string, t *Target) {
 	}
 	v.batch(path+".batch", &t.Batch)
 	v.clickhouse(path, t)
+	v.kafkaTarget(path, t)
 
 	rp := path + ".retry"
 	v.intField(rp+".max_attempts", "Retry.max_attempts", int64(t.Retry.MaxAttempts), DefaultMaxAttempts)

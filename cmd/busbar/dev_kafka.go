@@ -10,8 +10,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
 
-	// The Kafka transport (kafka://, kafka+sarama://) registers itself.
+	// The Kafka transport (kafka://, kafka+sarama://) and the kafka sink
+	// register themselves.
 	_ "github.com/busbar/busbar/pipeline/transport/kafka"
+	_ "github.com/busbar/busbar/sinks/kafka"
 )
 
 // newDevKafkaCmd is `busbar dev kafka`: a Kafka protocol emulator for trying

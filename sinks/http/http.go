@@ -1,20 +1,40 @@
-// Package http is the HTTP target: it POSTs (or PUTs, …) each event to a URL,
-// as structured-mode CloudEvents JSON by default or in binary mode (ce-*
-// headers, data as the body). A 2xx answer is success; 408, 429, 5xx and
-// network errors are retried by the dispatcher (429 and 503 honour
-// Retry-After); every other answer is permanent and dead-letters the event.
+// Package http is the HTTP target and the targets built on it: it sends
+// each event to a URL — as structured-mode CloudEvents JSON by default, in
+// binary mode (ce-* headers, data as the body), or as the body the target's
+// transform made — and to API destinations and chat robots:
 //
-// It must not retry on its own: retry, backoff and dead-lettering are the
-// dispatcher's (routers), the same for every sink.
+//   - an API destination (config.Destination) gives the URL, whose
+//     {$.json.path} placeholders are filled from the event, the method, the
+//     timeout, a connection and a rate limit shared by the whole process;
+//   - a connection (config.Connection) adds Basic auth, an API key or an
+//     OAuth 2.0 bearer token (fetched with golang.org/x/oauth2, cached,
+//     refreshed before expiry and once on a 401), and extra headers, query
+//     parameters and JSON body fields;
+//   - the chat presets dingtalk, wecom, feishu and slack turn a text
+//     template into their vendor's message, signed where the vendor wants.
+//
+// A 2xx answer is success (for DingTalk, WeCom and Feishu also a zero error
+// code in the body); 408, 429, 5xx and network errors are retried by the
+// dispatcher (429 and 503 honour Retry-After); every other answer is
+// permanent and dead-letters the event. Token endpoint failures come back
+// as "AUTH_FAILED: ..." errors, classified the same way.
+//
+// It must not retry on its own, but for the one retry with a fresh token
+// after a 401: retry, backoff and dead-lettering are the dispatcher's
+// (routers), the same for every sink.
 package http
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	nethttp "net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -27,50 +47,102 @@ import (
 	"github.com/busbar/busbar/sinks"
 )
 
-func init() { sinks.Register("http", New) }
+func init() {
+	for _, kind := range []string{config.TypeHTTP, config.TypeDingTalk, config.TypeWeCom, config.TypeFeishu, config.TypeSlack} {
+		sinks.Register(kind, New)
+	}
+}
 
 // ContentTypeStructured is the content type of a structured-mode CloudEvent.
 const ContentTypeStructured = "application/cloudevents+json; charset=utf-8"
 
-// maxErrorBody is how much of an error answer is kept for the log and DLQ.
-const maxErrorBody = 512
+// maxErrorBody is how much of an error answer is kept for the log and DLQ;
+// maxChatAnswer how much of a chat robot's 2xx answer is read for its code.
+const (
+	maxErrorBody  = 512
+	maxChatAnswer = 4 << 10
+)
 
-// Sink delivers to one HTTP endpoint.
+// Sink delivers to one HTTP endpoint, API destination or chat robot.
 type Sink struct {
 	id      string
-	url     string
 	method  string
-	headers nethttp.Header
+	url     *value // with each placeholder's escape set
+	headers []param
+	query   []param
 	timeout time.Duration
 	binary  bool
+	noBody  bool        // GET and DELETE
+	conn    *connection // nil without a connection
+	limiter *limiter    // nil without a rate limit
+	chat    *chat       // nil unless a chat robot
 	client  *nethttp.Client
 }
 
-// New builds an HTTP sink from a validated target.
+// New builds an HTTP sink from a validated target whose config had its
+// defaults applied (which links a target to its destination).
 func New(t config.Target) (sinks.Sink, error) {
-	if t.URL == "" {
-		return nil, fmt.Errorf("target %q: url is required", t.ID)
-	}
 	s := &Sink{
 		id:      t.ID,
-		url:     t.URL,
 		method:  strings.ToUpper(t.Method),
-		headers: nethttp.Header{},
 		timeout: t.Timeout.D(),
-		binary:  t.Mode == "binary",
+		binary:  t.Mode == config.ModeBinary,
+	}
+	rawURL := t.URL
+	var connCfg *config.Connection
+	if d := t.ResolvedDestination(); d != nil {
+		rawURL, s.method, s.timeout = d.URL, strings.ToUpper(d.Method), d.Timeout.D()
+		if d.Connection != "" {
+			if connCfg = d.ResolvedConnection(); connCfg == nil {
+				return nil, fmt.Errorf("target %q: destination %q: connection %q is not declared", t.ID, d.Name, d.Connection)
+			}
+		}
+		if d.RateLimitPerSecond > 0 {
+			s.limiter = sharedLimiter(d.Name, d.RateLimitPerSecond)
+		}
+	} else if t.Destination != "" {
+		return nil, fmt.Errorf("target %q: destination %q is not declared", t.ID, t.Destination)
+	}
+	if rawURL == "" {
+		return nil, fmt.Errorf("target %q: url is required", t.ID)
 	}
 	if s.method == "" {
 		s.method = nethttp.MethodPost
 	}
+	s.noBody = s.method == nethttp.MethodGet || s.method == nethttp.MethodDelete
 	if s.timeout <= 0 {
-		s.timeout = 5 * time.Second
+		s.timeout = config.DefaultTimeout
 	}
-	for k, v := range t.Headers {
-		s.headers.Set(k, v)
+	var err error
+	if s.url, err = compileURL(rawURL); err != nil {
+		return nil, fmt.Errorf("target %q: url: %w", t.ID, err)
+	}
+	if s.headers, err = compileParams(t.Headers); err != nil {
+		return nil, fmt.Errorf("target %q: headers: %w", t.ID, err)
+	}
+	if s.query, err = compileParams(t.Query); err != nil {
+		return nil, fmt.Errorf("target %q: query: %w", t.ID, err)
+	}
+	if connCfg != nil {
+		if s.conn, err = newConnection(connCfg, s.timeout); err != nil {
+			return nil, fmt.Errorf("target %q: %w", t.ID, err)
+		}
+	}
+	if config.IsChat(t.Type) {
+		s.method, s.noBody, s.binary = nethttp.MethodPost, false, false
+		s.chat = &chat{kind: t.Type}
+		if s.chat.secret, err = config.ReadSecret(t.Secret); err != nil {
+			return nil, fmt.Errorf("target %q: secret: %w", t.ID, err)
+		}
+		if t.Text != "" {
+			if s.chat.text, err = compileValue(t.Text, '<', '>'); err != nil {
+				return nil, fmt.Errorf("target %q: text: %w", t.ID, err)
+			}
+		}
 	}
 	conc := t.Concurrency
 	if conc <= 0 {
-		conc = 16
+		conc = config.DefaultConcurrency
 	}
 	tr := &nethttp.Transport{
 		Proxy:               nethttp.ProxyFromEnvironment,
@@ -94,77 +166,288 @@ func New(t config.Target) (sinks.Sink, error) {
 	return s, nil
 }
 
-// Deliver sends one event.
+// compileURL compiles a URL with {$.json.path} placeholders, escaping each
+// filled-in value for where it stands: the path or the query.
+func compileURL(raw string) (*value, error) {
+	v, err := compileValue(raw, '{', '}')
+	if err != nil {
+		return nil, err
+	}
+	inQuery := false
+	for i := range v.paths {
+		inQuery = inQuery || strings.ContainsRune(v.lits[i], '?')
+		if inQuery {
+			v.escape[i] = url.QueryEscape
+		} else {
+			v.escape[i] = url.PathEscape
+		}
+	}
+	return v, nil
+}
+
+// Deliver sends one event. Each request first waits for the destination's
+// rate limit. When a destination refuses an OAuth 2.0 token (401), the
+// token is thrown away and the request made once more with a new one.
 func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
+	refreshed := false
+	for {
+		if s.limiter != nil {
+			if err := s.limiter.Wait(ctx); err != nil {
+				return fmt.Errorf("waiting for the rate limit: %w", err)
+			}
+		}
+		status, gen, err := s.attempt(ctx, d)
+		if status == nethttp.StatusUnauthorized && s.conn != nil && s.conn.oauth != nil {
+			if !refreshed {
+				s.conn.oauth.invalidate(gen)
+				refreshed = true
+				continue
+			}
+			return fmt.Errorf("%w (also with a newly fetched token)", err)
+		}
+		return err
+	}
+}
+
+// attempt makes one request; status is the answer's (0 without one) and
+// gen the generation of the OAuth 2.0 token it carried.
+func (s *Sink) attempt(ctx context.Context, d sinks.Delivery) (status int, gen uint64, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	req, err := s.request(ctx, d)
 	if err != nil {
-		return sinks.Permanent(err)
+		return 0, 0, sinks.Permanent(err)
 	}
+	if s.conn != nil {
+		if gen, err = s.conn.authorize(ctx, req); err != nil {
+			return 0, 0, err
+		}
+	}
+	where := s.where(req.URL)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("%s %s: %w", s.method, s.url, err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL, whose query may hold a key
+		}
+		return 0, gen, fmt.Errorf("%s %s: %w", s.method, where, err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return nil
+	limit := int64(maxErrorBody)
+	if s.chat != nil {
+		limit = maxChatAnswer
 	}
-	err = &sinks.StatusError{Status: resp.StatusCode,
-		Err: fmt.Errorf("%s %s: %s: %s", s.method, s.url, resp.Status, strings.TrimSpace(string(body)))}
-	switch {
-	case resp.StatusCode == nethttp.StatusTooManyRequests || resp.StatusCode == nethttp.StatusServiceUnavailable:
-		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			return &sinks.RetryAfterError{Err: err, After: after}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, limit))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+	status = resp.StatusCode
+	if status >= 200 && status < 300 {
+		if s.chat != nil {
+			if err := s.chat.check(body); err != nil {
+				return status, gen, fmt.Errorf("%s %s: %w", s.method, where, err)
+			}
 		}
-		return err
-	case resp.StatusCode == nethttp.StatusRequestTimeout || resp.StatusCode >= 500:
-		return err
+		return status, gen, nil
+	}
+	err = &sinks.StatusError{Status: status,
+		Err: fmt.Errorf("%s %s: %s: %s", s.method, where, resp.Status, excerpt(body))}
+	switch {
+	case status == nethttp.StatusTooManyRequests || status == nethttp.StatusServiceUnavailable:
+		if after, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return status, gen, &sinks.RetryAfterError{Err: err, After: after}
+		}
+		return status, gen, err
+	case status == nethttp.StatusRequestTimeout || status >= 500:
+		return status, gen, err
 	default:
-		return sinks.Permanent(err)
+		return status, gen, sinks.Permanent(err)
 	}
 }
 
+// where names the request in errors: scheme, host and path, without user
+// info or query, which may hold credentials; a chat robot's webhook, whose
+// path is its token, only by scheme and host.
+func (s *Sink) where(u *url.URL) string {
+	if s.chat != nil {
+		return u.Scheme + "://" + u.Host
+	}
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// request builds the request of one event.
 func (s *Sink) request(ctx context.Context, d sinks.Delivery) (*nethttp.Request, error) {
-	if d.Body != nil {
-		req, err := nethttp.NewRequestWithContext(ctx, s.method, s.url, bytes.NewReader(d.Body))
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range s.headers {
-			req.Header[k] = v
-		}
-		req.Header.Set("Content-Type", d.ContentType)
-		return req, nil
+	// Placeholders read the event, masked when the transform masked it.
+	src := d.Event
+	if d.Body != nil && isCloudEvent(d.ContentType) {
+		src = d.Body
 	}
-	if !s.binary {
-		req, err := nethttp.NewRequestWithContext(ctx, s.method, s.url, bytes.NewReader(d.Event))
-		if err != nil {
-			return nil, err
-		}
-		for k, v := range s.headers {
-			req.Header[k] = v
-		}
-		req.Header.Set("Content-Type", ContentTypeStructured)
-		return req, nil
-	}
-	ev, err := pipeline.Decode(d.Event)
+	raw, missing, err := s.url.render(src)
 	if err != nil {
-		return nil, fmt.Errorf("event %s cannot be decoded for binary mode: %w", d.EventID, err)
+		return nil, fmt.Errorf("url: %w", err)
 	}
-	req, err := nethttp.NewRequestWithContext(ctx, s.method, s.url, nil)
+	if missing != "" {
+		return nil, fmt.Errorf("url placeholder {%s}: event %s has no value there", missing, d.EventID)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the URL made from event %s does not parse", d.EventID)
+	}
+	if err := s.addQuery(u, src); err != nil {
+		return nil, err
+	}
+
+	var body []byte
+	var ctype string
+	switch {
+	case s.chat != nil:
+		webhook, b, err := s.chatMessage(u.String(), d, src)
+		if err != nil {
+			return nil, err
+		}
+		if u, err = url.Parse(webhook); err != nil {
+			return nil, fmt.Errorf("the signed webhook URL does not parse")
+		}
+		body, ctype = b, "application/json; charset=utf-8"
+	case d.Body != nil:
+		body, ctype = d.Body, d.ContentType
+	case !s.binary:
+		body, ctype = d.Event, ContentTypeStructured
+	}
+	if s.conn != nil && body != nil && isJSON(ctype) {
+		body = s.conn.mergeBody(body)
+	}
+	if s.noBody {
+		body = nil
+	}
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := nethttp.NewRequestWithContext(ctx, s.method, u.String(), r)
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range s.headers {
-		req.Header[k] = v
+	if s.conn != nil {
+		for k, v := range s.conn.headers {
+			req.Header[k] = v
+		}
 	}
-	if err := cehttp.WriteRequest(ctx, binding.ToMessage(ev), req); err != nil {
-		return nil, fmt.Errorf("event %s: binary mode: %w", d.EventID, err)
+	for _, h := range s.headers {
+		v, missing, err := h.val.render(src)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", h.name, err)
+		}
+		if missing == "" {
+			req.Header.Set(h.name, v)
+		}
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if s.binary && d.Body == nil && s.chat == nil {
+		if err := s.writeBinary(ctx, req, d); err != nil {
+			return nil, err
+		}
 	}
 	return req, nil
+}
+
+// addQuery adds the connection's query parameters, then the target's
+// (whose values may come from the event; one whose placeholder finds no
+// value is left out).
+func (s *Sink) addQuery(u *url.URL, src []byte) error {
+	if len(s.query) == 0 && (s.conn == nil || len(s.conn.query) == 0) {
+		return nil
+	}
+	q := u.Query()
+	if s.conn != nil {
+		for k, v := range s.conn.query {
+			q[k] = v
+		}
+	}
+	for _, p := range s.query {
+		v, missing, err := p.val.render(src)
+		if err != nil {
+			return fmt.Errorf("query %s: %w", p.name, err)
+		}
+		if missing == "" {
+			q.Set(p.name, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return nil
+}
+
+// writeBinary writes the event in CloudEvents binary mode: attributes as
+// ce-* headers, data as the body (merged with the connection's body fields
+// when JSON; none for GET and DELETE).
+func (s *Sink) writeBinary(ctx context.Context, req *nethttp.Request, d sinks.Delivery) error {
+	ev, err := pipeline.Decode(d.Event)
+	if err != nil {
+		return fmt.Errorf("event %s cannot be decoded for binary mode: %w", d.EventID, err)
+	}
+	if err := cehttp.WriteRequest(ctx, binding.ToMessage(ev), req); err != nil {
+		return fmt.Errorf("event %s: binary mode: %w", d.EventID, err)
+	}
+	if !s.noBody && (s.conn == nil || len(s.conn.body) == 0 || !isJSON(req.Header.Get("Content-Type"))) {
+		return nil
+	}
+	var b []byte
+	if req.Body != nil {
+		if b, err = io.ReadAll(req.Body); err != nil {
+			return err
+		}
+		req.Body.Close()
+	}
+	if s.noBody {
+		req.Body, req.GetBody, req.ContentLength = nethttp.NoBody, nil, 0
+		req.Header.Del("Content-Type")
+		return nil
+	}
+	b = s.conn.mergeBody(b)
+	req.Body = io.NopCloser(bytes.NewReader(b))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	req.ContentLength = int64(len(b))
+	return nil
+}
+
+// chatMessage builds a chat robot's URL and body for one event. The
+// message's text is the target's text filled from the event; without a
+// text, the transformed body: a JSON object is the whole vendor message
+// (markdown, cards), anything else the text.
+func (s *Sink) chatMessage(webhook string, d sinks.Delivery, src []byte) (string, []byte, error) {
+	var text string
+	var raw map[string]any
+	switch {
+	case s.chat.text != nil:
+		t, _, err := s.chat.text.render(src)
+		if err != nil {
+			return "", nil, fmt.Errorf("text: %w", err)
+		}
+		text = t
+	case d.Body != nil:
+		if !isJSON(d.ContentType) || isCloudEvent(d.ContentType) || json.Unmarshal(d.Body, &raw) != nil {
+			raw = nil // not a vendor message: the body is the text
+		}
+		text = string(d.Body)
+	default:
+		text = string(d.Event)
+	}
+	return s.chat.message(webhook, text, raw, time.Now())
+}
+
+// isJSON reports whether a content type is JSON (application/json, or any
+// +json type such as structured CloudEvents).
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+func isCloudEvent(ct string) bool {
+	mt, _, _ := mime.ParseMediaType(ct)
+	return mt == "application/cloudevents+json"
 }
 
 // Close releases idle connections.
