@@ -24,14 +24,19 @@ var version = ""
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
+		if e, ok := err.(*exitError); !ok || !e.silent {
+			fmt.Fprintln(os.Stderr, "busbar:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
 
-// exitError carries an exit code other than 1.
+// exitError carries an exit code other than 1; silent when the command
+// already told the user.
 type exitError struct {
-	code int
-	err  error
+	code   int
+	err    error
+	silent bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }

@@ -44,7 +44,7 @@ Exit status: 0 match, 1 no match, 2 invalid pattern, filter or event.`,
 			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			fail := func(err error) error {
 				fmt.Fprintln(stderr, "busbar test-pattern:", err)
-				return &exitError{code: 2, err: err}
+				return &exitError{code: 2, err: err, silent: true}
 			}
 			if patternFile == "" || eventFile == "" {
 				return fail(errors.New("both --pattern and --event are required (use - for standard input)"))
@@ -78,7 +78,7 @@ Exit status: 0 match, 1 no match, 2 invalid pattern, filter or event.`,
 				printResult(stdout, res, explain)
 			}
 			if !res.Match {
-				return &exitError{code: 1, err: errNoMatch}
+				return &exitError{code: 1, err: errNoMatch, silent: true}
 			}
 			return nil
 		},
