@@ -38,6 +38,7 @@ func (c *Config) ApplyDefaults() {
 	if c.Ingest.MaxRequestBytes == 0 {
 		c.Ingest.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	c.applyKafkaDefaults()
 	hasDefault := false
 	for _, b := range c.Buses {
 		hasDefault = hasDefault || b.Name == DefaultBus

@@ -28,6 +28,9 @@ type Config struct {
 	Buses []Bus `yaml:"buses,omitempty" json:"buses,omitempty"`
 	// Rules select events from a bus and deliver them to targets.
 	Rules []Rule `yaml:"rules,omitempty" json:"rules,omitempty"`
+	// Sources bind external streams (Kafka topics) to buses: every record
+	// becomes an event on its bus (docs/kafka.md).
+	Sources []Source `yaml:"sources,omitempty" json:"sources,omitempty"`
 	// Connections are reusable credentials of API destinations: Basic,
 	// API key or OAuth 2.0 client credentials, with extra request
 	// parameters (docs/targets.md).
@@ -64,6 +67,11 @@ type Bus struct {
 	// MaxBytes caps the bus's storage in bytes; the oldest events go first
 	// (default 0, no cap).
 	MaxBytes int64 `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+	// PartitionKey keeps events of one key in order on partitioned
+	// transports (kafka://): a JSONPath into the event ($.data.customerId)
+	// or an expr-lang expression (source + "/" + subject). Default: the
+	// event's source.
+	PartitionKey string `yaml:"partition_key,omitempty" json:"partition_key,omitempty"`
 }
 
 // Rule selects events from one bus with an event pattern and delivers the
@@ -150,6 +158,9 @@ type Target struct {
 	// ClickHouse says where and how a clickhouse target stores events
 	// (required for type clickhouse).
 	ClickHouse ClickHouse `yaml:"clickhouse,omitempty" json:"clickhouse,omitzero"`
+	// Kafka says where and how a kafka target produces (required for type
+	// kafka).
+	Kafka KafkaTarget `yaml:"kafka,omitempty" json:"kafka,omitzero"`
 
 	// dest is the destination Destination names, linked by ApplyDefaults.
 	dest *Destination
@@ -425,4 +436,134 @@ type Destination struct {
 
 	// conn is the connection Connection names, linked by ApplyDefaults.
 	conn *Connection
+}
+
+// Source binds an external stream to a bus: every record becomes an event
+// on the bus (docs/kafka.md). Its type names the one block it holds.
+type Source struct {
+	// Name of the source, unique across the config: letters, digits, '-'
+	// and '_', at most 64 characters. It names the source's dead-letter
+	// queue (busbar.dlq.source.<name>) and its default consumer group.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text for people reading the config.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Type of source: "kafka".
+	Type string `yaml:"type" json:"type"`
+	// Bus the events go to: a bus declared under buses, or "default" (the
+	// default).
+	Bus string `yaml:"bus,omitempty" json:"bus,omitempty"`
+	// Kafka says which topic a kafka source reads (required for type kafka).
+	Kafka KafkaSource `yaml:"kafka,omitempty" json:"kafka,omitzero"`
+	// Mapping wraps records that are not CloudEvents into events. Without
+	// it such records go to the source's dead-letter queue.
+	Mapping *SourceMapping `yaml:"mapping,omitempty" json:"mapping,omitempty"`
+}
+
+// KafkaSource is the topic a kafka source reads and how to reach it.
+type KafkaSource struct {
+	// Brokers are the bootstrap servers, host:port (at least one).
+	Brokers []string `yaml:"brokers" json:"brokers"`
+	// Topic to read.
+	Topic string `yaml:"topic" json:"topic"`
+	// Group is the Kafka consumer group; workers with the same config share
+	// the topic's partitions (default "busbar.source.<name>").
+	Group string `yaml:"group,omitempty" json:"group,omitempty"`
+	// Start is where a group without committed offsets begins: "earliest"
+	// (the default), "latest", or an RFC 3339 time (the first record at or
+	// after it).
+	Start string `yaml:"start,omitempty" json:"start,omitempty"`
+	// ClientID is the Kafka client id (default "busbar").
+	ClientID string `yaml:"client_id,omitempty" json:"client_id,omitempty"`
+	// SASL authenticates to the brokers.
+	SASL *KafkaSASL `yaml:"sasl,omitempty" json:"sasl,omitempty"`
+	// TLS encrypts the connection to the brokers.
+	TLS *KafkaTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// SourceMapping makes a CloudEvent of a record that is not one. Each
+// attribute is a constant ("erp.sap") or, starting with $, a JSONPath into
+// the record's JSON value ($.header.origin). The event's data is the record
+// value; the record's topic, partition and offset become the extensions
+// topic, partition and offset.
+type SourceMapping struct {
+	// ID of the event (default: <topic>-<partition>-<offset>, the same on
+	// every read of the record, so receivers can deduplicate).
+	ID string `yaml:"id,omitempty" json:"id,omitempty"`
+	// Source attribute of the event (required).
+	Source string `yaml:"source" json:"source"`
+	// Type attribute of the event (required).
+	Type string `yaml:"type" json:"type"`
+	// Subject attribute of the event (default: the record key, if any).
+	Subject string `yaml:"subject,omitempty" json:"subject,omitempty"`
+	// Time attribute of the event, an RFC 3339 time (default: the record's
+	// timestamp).
+	Time string `yaml:"time,omitempty" json:"time,omitempty"`
+	// DataContentType of the data (default: the record's content-type
+	// header, else application/json for a JSON value and
+	// application/octet-stream for any other).
+	DataContentType string `yaml:"datacontenttype,omitempty" json:"datacontenttype,omitempty"`
+}
+
+// KafkaTarget is where a kafka target produces and how.
+type KafkaTarget struct {
+	// Brokers are the bootstrap servers, host:port (at least one).
+	Brokers []string `yaml:"brokers" json:"brokers"`
+	// Topic to produce to; {$.json.path} placeholders are filled from the
+	// event ("audit.{$.source}"). An event whose topic comes out empty or
+	// invalid goes to the dead-letter queue.
+	Topic string `yaml:"topic" json:"topic"`
+	// Key of each record: a JSONPath into the event ($.data.orderId) or an
+	// expr-lang expression (source + ":" + subject). Default: the event's
+	// partitionkey extension, else no key.
+	Key string `yaml:"key,omitempty" json:"key,omitempty"`
+	// Mode is the CloudEvents Kafka binding: "binary" (the default:
+	// attributes as ce_ headers, data as the value) or "structured" (the
+	// whole event as the value, content-type application/cloudevents+json).
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Compression of record batches: "none", "gzip", "snappy" (the
+	// default), "lz4" or "zstd".
+	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
+	// Acks the producer waits for: "all" (the default: every in-sync
+	// replica) or "leader".
+	Acks string `yaml:"acks,omitempty" json:"acks,omitempty"`
+	// Linger is how long a batch waits for more records: 0 to 10s
+	// (default 0: batches form from concurrent deliveries).
+	Linger Duration `yaml:"linger,omitempty" json:"linger,omitempty"`
+	// BatchMaxBytes caps one record batch: 1 KiB to 64 MiB (default
+	// 1000000).
+	BatchMaxBytes int `yaml:"batch_max_bytes,omitempty" json:"batch_max_bytes,omitempty"`
+	// ClientID is the Kafka client id (default "busbar").
+	ClientID string `yaml:"client_id,omitempty" json:"client_id,omitempty"`
+	// SASL authenticates to the brokers.
+	SASL *KafkaSASL `yaml:"sasl,omitempty" json:"sasl,omitempty"`
+	// TLS encrypts the connection to the brokers.
+	TLS *KafkaTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// KafkaSASL authenticates a Kafka client.
+type KafkaSASL struct {
+	// Mechanism is "PLAIN", "SCRAM-SHA-256" or "SCRAM-SHA-512".
+	Mechanism string `yaml:"mechanism" json:"mechanism"`
+	// Username to authenticate as.
+	Username string `yaml:"username" json:"username"`
+	// Password of the user; write it as an ${ENV} reference.
+	Password string `yaml:"password" json:"password"`
+}
+
+// KafkaTLS encrypts a Kafka client's connections.
+type KafkaTLS struct {
+	// Enabled turns TLS on with the system's CAs (setting any file turns it
+	// on too).
+	Enabled bool `yaml:"enabled,omitempty" json:"enabled,omitempty"`
+	// CAFile is a PEM file of the CAs that sign the brokers' certificates.
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// CertFile is the PEM client certificate, for mutual TLS.
+	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
+	// KeyFile is the PEM key of cert_file.
+	KeyFile string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
+	// ServerName overrides the name checked in the brokers' certificates.
+	ServerName string `yaml:"server_name,omitempty" json:"server_name,omitempty"`
+	// InsecureSkipVerify skips checking the brokers' certificates (tests
+	// only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
 }

@@ -26,28 +26,30 @@ const namePattern = `^[A-Za-z0-9_-]{1,64}$`
 var nameRE = regexp.MustCompile(namePattern)
 
 var (
-	targetTypes      = []string{TypeHTTP, TypeClickHouse, TypeKafka}
+	targetTypes      = []string{TypeHTTP, TypeClickHouse, TypeDingTalk, TypeWeCom, TypeFeishu, TypeSlack, TypeKafka}
 	modes            = []string{ModeStructured, ModeBinary}
-	methods          = []string{"POST", "PUT", "PATCH"}
+	methods          = []string{"POST", "PUT", "PATCH", "GET", "DELETE"}
 	transportSchemes = []string{"embedded", "nats", "kafka", "kafka+sarama", "pulsar"}
 )
 
 // intLimits and durationLimits bound the numeric fields, by "Type.field".
 // The JSON Schema carries the same integer bounds.
 var intLimits = map[string][2]int64{
-	"Ingest.max_batch_entries": {1, 100_000},
-	"Ingest.max_request_bytes": {1 << 10, 1 << 30},
-	"Bus.max_bytes":            {0, math.MaxInt64},
-	"Target.concurrency":       {1, 1024},
-	"Batch.max_rows":           {1, 1_000_000},
-	"Batch.max_bytes":          {1 << 10, 1 << 30},
-	"Batch.max_in_flight":      {1, 64},
-	"Retry.max_attempts":       {1, 1000},
+	"Ingest.max_batch_entries":          {1, 100_000},
+	"Ingest.max_request_bytes":          {1 << 10, 1 << 30},
+	"Bus.max_bytes":                     {0, math.MaxInt64},
+	"Target.concurrency":                {1, 1024},
+	"Batch.max_rows":                    {1, 1_000_000},
+	"Batch.max_bytes":                   {1 << 10, 1 << 30},
+	"Batch.max_in_flight":               {1, 64},
+	"Retry.max_attempts":                {1, 1000},
+	"Destination.rate_limit_per_second": {1, MaxRateLimitPerSecond},
 }
 
 var durationLimits = map[string][2]time.Duration{
 	"Bus.retention":          {time.Minute, 100 * 365 * 24 * time.Hour},
 	"Target.timeout":         {time.Millisecond, 15 * time.Minute},
+	"Destination.timeout":    {time.Millisecond, 15 * time.Minute},
 	"Retry.initial_interval": {time.Millisecond, time.Hour},
 	"Retry.max_interval":     {time.Millisecond, 24 * time.Hour},
 	"Batch.max_wait":         {time.Millisecond, time.Hour},
@@ -74,6 +76,7 @@ type validator struct {
 	strings   map[string]*yaml.Node // string fields' nodes, by path
 	src       []byte                // the file, to place errors inside values
 	errs      ErrorList
+	dests     map[string]*Destination // declared destinations, by name
 }
 
 // at is where path is in the file, or where its closest present parent is.
@@ -156,6 +159,7 @@ func (v *validator) config(c *Config) {
 		v.intField(p+".max_bytes", "Bus.max_bytes", b.MaxBytes, 0)
 		v.partitionKey(p+".partition_key", b.PartitionKey)
 	}
+	v.dests = v.destinations(c.Destinations, v.connections(c.Connections))
 
 	v.sources(c.Sources, buses)
 
@@ -371,16 +375,8 @@ func (v *validator) target(path string, t *Target) {
 	case !slices.Contains(targetTypes, t.Type):
 		v.add(path+".type", "%s is not a target type (use %s%s)", v.show(path+".type", t.Type), orList(targetTypes), didYouMean(t.Type, targetTypes))
 	}
-	if t.Type == TypeHTTP {
-		v.httpURL(path+".url", t.URL)
-	}
-	if t.Method != "" && !slices.Contains(methods, t.Method) {
-		if up := strings.ToUpper(t.Method); slices.Contains(methods, up) {
-			v.add(path+".method", "write the method in upper case: %q", up)
-		} else {
-			v.add(path+".method", "%s is not a supported method (use %s)", v.show(path+".method", t.Method), orList(methods))
-		}
-	}
+	v.httpTarget(path, t)
+	v.method(path+".method", t.Method)
 	if t.Mode != "" && !slices.Contains(modes, t.Mode) {
 		v.add(path+".mode", "%s is not a CloudEvents HTTP mode (use %s%s)", v.show(path+".mode", t.Mode), orList(modes), didYouMean(t.Mode, modes))
 	}
