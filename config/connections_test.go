@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -200,5 +201,33 @@ func TestSplitPlaceholders(t *testing.T) {
 	}
 	if lits, paths, _ := SplitPlaceholders("{no} <b>", '<', '>'); len(paths) != 0 || lits[0] != "{no} <b>" {
 		t.Errorf("text without placeholders: %q %q", lits, paths)
+	}
+}
+
+// TestTargetsDocExamplesLoad loads every complete YAML example of
+// docs/targets.md (blocks that start at the top level and have no "...").
+func TestTargetsDocExamplesLoad(t *testing.T) {
+	doc, err := os.ReadFile("../docs/targets.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"CRM_TOKEN", "HELPDESK_API_KEY", "CI_TOKEN", "MAPS_KEY", "CRM_CLIENT_SECRET", "DINGTALK_TOKEN",
+		"DINGTALK_SECRET", "WECOM_KEY", "FEISHU_HOOK", "FEISHU_SECRET", "SLACK_HOOK", "CI_API_TOKEN"} {
+		t.Setenv(v, "x-"+strings.ToLower(v))
+	}
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(doc, -1)
+	n := 0
+	for _, b := range blocks {
+		src := b[1]
+		if len(src) == 0 || src[0] == ' ' || strings.Contains(string(src), "...") {
+			continue
+		}
+		n++
+		if _, err := Parse(src, "targets.md.yaml"); err != nil {
+			t.Errorf("example does not load:\n%s\n%v", src, err)
+		}
+	}
+	if n < 5 {
+		t.Errorf("found only %d complete examples", n)
 	}
 }
