@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/buger/jsonparser"
 )
@@ -39,23 +40,35 @@ var (
 func parseEvent(b []byte, now time.Time) (eventRow, error) {
 	var r eventRow
 	var ferr error
+	// One allocation for the event: attribute values without escapes are
+	// substrings of it (values jsonparser hands out are sub-slices of b).
+	src := string(b)
+	sub := func(val []byte) string {
+		if len(val) == 0 {
+			return ""
+		}
+		// b escapes (to jsonparser), so it is on the heap and does not move.
+		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(val))) - uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+		if off < 0 || off > len(b)-len(val) {
+			return string(val) // not inside b
+		}
+		return src[off : off+len(val)]
+	}
 	var data []byte
 	var dataType jsonparser.ValueType
 	var b64 string
 	hasData := false
 	err := jsonparser.ObjectEach(b, func(key, val []byte, vt jsonparser.ValueType, _ int) error {
-		k := string(key) // the compiler does not allocate for the switch
-		switch k {
-		case "data":
+		if string(key) == "data" {
 			data, dataType, hasData = val, vt, vt != jsonparser.Null
 			return nil
 		}
-		s, err := attrString(k, val, vt)
+		s, err := attrString(key, val, vt, sub)
 		if err != nil {
 			ferr = err
 			return err
 		}
-		switch k {
+		switch string(key) {
 		case "id":
 			r.id = s
 		case "source":
@@ -92,7 +105,7 @@ func parseEvent(b []byte, now time.Time) (eventRow, error) {
 			if r.ext == nil {
 				r.ext = make(map[string]string, 4)
 			}
-			r.ext[k] = s
+			r.ext[sub(key)] = s
 		}
 		return nil
 	})
@@ -116,7 +129,7 @@ func parseEvent(b []byte, now time.Time) (eventRow, error) {
 	}
 	switch {
 	case hasData:
-		r.data = dataJSON(data, dataType)
+		r.data = dataJSON(data, dataType, sub)
 	case b64 != "":
 		r.data = `{"data_base64":"` + b64 + `"}` // base64 needs no escaping
 	default:
@@ -127,12 +140,9 @@ func parseEvent(b []byte, now time.Time) (eventRow, error) {
 
 // attrString is the text of an attribute value: a string unescaped, any
 // other JSON value as written.
-func attrString(k string, val []byte, vt jsonparser.ValueType) (string, error) {
-	if vt != jsonparser.String {
-		return string(val), nil
-	}
-	if !hasEscape(val) {
-		return string(val), nil
+func attrString(k, val []byte, vt jsonparser.ValueType, sub func([]byte) string) (string, error) {
+	if vt != jsonparser.String || !hasEscape(val) {
+		return sub(val), nil
 	}
 	s, err := jsonparser.ParseString(val)
 	if err != nil {
@@ -153,10 +163,10 @@ func hasEscape(b []byte) bool {
 // dataJSON is the data attribute as a JSON object's text: an object as it
 // is, anything else wrapped as {"value": ...} — the JSON column stores
 // objects only.
-func dataJSON(val []byte, vt jsonparser.ValueType) string {
+func dataJSON(val []byte, vt jsonparser.ValueType, sub func([]byte) string) string {
 	switch vt {
 	case jsonparser.Object:
-		return string(val)
+		return sub(val)
 	case jsonparser.String:
 		return `{"value":"` + string(val) + `"}` // val is still escaped
 	}
