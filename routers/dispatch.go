@@ -95,7 +95,7 @@ func NewDispatcher(c DispatcherConfig) *Dispatcher {
 // Handle delivers one queued event.
 func (d *Dispatcher) Handle(msg *message.Message) error {
 	id := msg.Metadata.Get(pipeline.MetaEventID)
-	del := sinks.Delivery{EventID: id, Event: msg.Payload}
+	del := sinks.Delivery{EventID: id, Bus: d.meta.Bus, Event: msg.Payload}
 	f := failure{}
 	if d.transform != nil {
 		body, ctype, err := d.transform.Apply(msg.Payload, d.meta)

@@ -20,6 +20,8 @@ import (
 type Delivery struct {
 	// EventID is the CloudEvent id, for logs.
 	EventID string
+	// Bus is the bus the event came through ("" on a pipe).
+	Bus string
 	// Event is the event in structured-mode CloudEvents JSON.
 	Event []byte
 	// Body, when not nil, is what the target's transform made of the event:

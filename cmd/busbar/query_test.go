@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -139,5 +140,44 @@ func TestEventsCmd(t *testing.T) {
 	}
 	if _, err := run(t, newEventsCmd(), "--clickhouse", dsn, "--where", "data.amount >"); err == nil || !strings.Contains(err.Error(), "Syntax error") {
 		t.Errorf("bad --where: %v", err)
+	}
+}
+
+// TestServeQueryEndpoint: a busbar whose config has a clickhouse target
+// serves read-only /v1/query over its history; one without answers 503.
+func TestServeQueryEndpoint(t *testing.T) {
+	dsn := chHistory(t)
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+rules:
+  - name: history
+    targets:
+      - id: clickhouse
+        type: clickhouse
+        clickhouse: {dsn: %q}
+`, dsn))
+	base, _ := startInProcess(t, cfg, filepath.Join(dir, "data"))
+	out := mustPost(t, base+"/v1/query", "application/json", []byte(`{"sql":"SELECT count() AS n FROM events WHERE bus = 'retail'"}`), nil)
+	if rows, _ := out["rows"].([]any); len(rows) != 1 || fmt.Sprint(rows[0]) != "[60]" {
+		t.Fatalf("query answer: %v", out)
+	}
+	resp, err := http.Post(base+"/v1/query", "text/plain", strings.NewReader("DROP TABLE events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("DROP through /v1/query: %d, want 403", resp.StatusCode)
+	}
+
+	dir2 := t.TempDir()
+	base2, _ := startInProcess(t, writeConfig(t, dir2, "rules: []\n"), filepath.Join(dir2, "data"))
+	resp, err = http.Get(base2 + "/v1/query?sql=SELECT+1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("no clickhouse target: %d, want 503", resp.StatusCode)
 	}
 }

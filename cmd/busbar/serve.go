@@ -91,6 +91,8 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, ready chan<- st
 		Logger:          log,
 	}))
 	mountAPI(mux)
+	closeQuery := mountQuery(ctx, mux, cfg, log)
+	defer closeQuery()
 	dlq := api.NewDLQHandler(eng)
 	mux.Handle("/v1/dlq", dlq)
 	mux.Handle("/v1/dlq/", dlq)

@@ -73,4 +73,7 @@ rules:
 	if got := chtest.Count(t, conn, "SELECT count() FROM events WHERE source IN ('wms', 'finance')"); got != 0 {
 		t.Errorf("%d events the rule does not match were stored", got)
 	}
+	if got := chtest.Count(t, conn, "SELECT count() FROM events WHERE bus = 'default'"); got != uint64(matching) {
+		t.Errorf("%d of %d rows name the bus they came through", got, matching)
+	}
 }

@@ -284,6 +284,9 @@ func (s *Sink) convert(d sinks.Delivery) (row, int, error) {
 	if err != nil {
 		return row{}, 0, err
 	}
+	if !ev.hasBus {
+		ev.bus = d.Bus
+	}
 	return row{id: ev.id, ev: ev}, len(d.Event), nil
 }
 
