@@ -31,6 +31,11 @@ func (c *Config) Redacted() *Config {
 		}
 	}
 	hidePassword("transport", &out.Transport)
+	hideSASL := func(path string, s *KafkaSASL) {
+		if _, ok := c.templates[path]; !ok && s != nil && s.Password != "" {
+			s.Password = RedactedValue
+		}
+	}
 	for i := range out.Rules {
 		for j := range out.Rules[i].Targets {
 			t := &out.Rules[i].Targets[j]
@@ -38,12 +43,16 @@ func (c *Config) Redacted() *Config {
 			hidePassword(tp+".url", &t.URL)
 			t.Transform.hideKeys(tp+".transform", c.templates)
 			hidePassword(tp+".clickhouse.dsn", &t.ClickHouse.DSN)
+			hideSASL(tp+".kafka.sasl.password", t.Kafka.SASL)
 			for k := range t.Headers {
 				if _, ok := c.templates[join(tp+".headers", k)]; !ok {
 					t.Headers[k] = RedactedValue
 				}
 			}
 		}
+	}
+	for i := range out.Sources {
+		hideSASL(fmt.Sprintf("sources[%d].kafka.sasl.password", i), out.Sources[i].Kafka.SASL)
 	}
 	c.redactConnections(out)
 	out.templates = nil
@@ -101,6 +110,22 @@ func redactPassword(s string) string {
 	return u.Redacted()
 }
 
+func cloneSASL(s *KafkaSASL) *KafkaSASL {
+	if s == nil {
+		return nil
+	}
+	c := *s
+	return &c
+}
+
+func cloneTLS(t *KafkaTLS) *KafkaTLS {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}
+
 // Clone returns a deep copy of c: changing the copy never changes c.
 func (c *Config) Clone() *Config {
 	out := *c
@@ -118,7 +143,14 @@ func (c *Config) Clone() *Config {
 			r.Targets[j].Headers = maps.Clone(r.Targets[j].Headers)
 			r.Targets[j].Transform = r.Targets[j].Transform.clone()
 			r.Targets[j].ClickHouse.Columns = slices.Clone(r.Targets[j].ClickHouse.Columns)
+			k := &r.Targets[j].Kafka
+			k.Brokers, k.SASL, k.TLS = slices.Clone(k.Brokers), cloneSASL(k.SASL), cloneTLS(k.TLS)
 		}
+	}
+	out.Sources = slices.Clone(c.Sources)
+	for i := range out.Sources {
+		k := &out.Sources[i].Kafka
+		k.Brokers, k.SASL, k.TLS = slices.Clone(k.Brokers), cloneSASL(k.SASL), cloneTLS(k.TLS)
 	}
 	c.cloneConnections(&out)
 	out.templates = maps.Clone(c.templates)

@@ -9,6 +9,7 @@ import (
 	"go/token"
 	"math"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,7 +93,11 @@ func buildSchema() []byte {
 	}
 	prop("Rule", "bus").Default = DefaultBus
 	// URLs may also come whole from the environment ("${HOOK_URL}").
-	prop("Config", "transport").Pattern = `^((` + strings.Join(transportSchemes, "|") + `)://|\$\{)`
+	quoted := make([]string, len(transportSchemes))
+	for i, s := range transportSchemes {
+		quoted[i] = regexp.QuoteMeta(s)
+	}
+	prop("Config", "transport").Pattern = `^((` + strings.Join(quoted, "|") + `)://|\$\{)`
 	prop("Config", "transport").Default = DefaultTransport
 	prop("Target", "type").Enum = anys(targetTypes)
 	prop("Target", "mode").Enum = anys(modes)
