@@ -61,6 +61,7 @@ func (c *Config) ApplyDefaults() {
 		}
 	}
 	c.applyConnectionDefaults()
+	c.applyPipeDefaults()
 }
 
 func (t *Target) applyDefaults() {

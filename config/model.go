@@ -31,6 +31,10 @@ type Config struct {
 	// Sources bind external streams (Kafka topics) to buses: every record
 	// becomes an event on its bus (docs/kafka.md).
 	Sources []Source `yaml:"sources,omitempty" json:"sources,omitempty"`
+	// Pipes route one source straight to one target, without a bus or a
+	// target queue: the high-throughput path, such as a Kafka topic into a
+	// ClickHouse table (docs/pipes.md).
+	Pipes []Pipe `yaml:"pipes,omitempty" json:"pipes,omitempty"`
 	// Connections are reusable credentials of API destinations: Basic,
 	// API key or OAuth 2.0 client credentials, with extra request
 	// parameters (docs/targets.md).
@@ -502,6 +506,46 @@ type SourceMapping struct {
 	// header, else application/json for a JSON value and
 	// application/octet-stream for any other).
 	DataContentType string `yaml:"datacontenttype,omitempty" json:"datacontenttype,omitempty"`
+}
+
+// Pipe is a point-to-point route with no bus and no target queue: the
+// records of one source, selected by an optional pattern and filter and
+// reshaped by an optional transform, go to one target, and the source's
+// offsets are committed once the target settled them (docs/pipes.md).
+type Pipe struct {
+	// Name of the pipe, unique among pipes: letters, digits, '-' and '_', at
+	// most 64 characters. It names the pipe's dead-letter queue
+	// (busbar.dlq.pipe.<name>) and its default consumer group.
+	Name string `yaml:"name" json:"name"`
+	// Description is free text for people reading the config.
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// Source is what the pipe reads: a sources entry without name and bus.
+	Source PipeSource `yaml:"source" json:"source"`
+	// Pattern is an EventBridge event pattern (see docs/patterns.md) the
+	// events must match; the others are skipped. Absent matches every event.
+	Pattern json.RawMessage `yaml:"-" json:"pattern,omitempty"`
+	// Filter is an expr-lang expression over the event that must return a
+	// bool; with a pattern, both must hold.
+	Filter string `yaml:"filter,omitempty" json:"filter,omitempty"`
+	// Transform reshapes what the target receives (docs/transforms.md).
+	Transform *Transform `yaml:"transform,omitempty" json:"transform,omitempty"`
+	// Target receives the matching events: a target as under rules, without
+	// its own transform, retry.max_attempts or retry.max_event_age (a pipe
+	// retries until the target takes the event, holding the source back).
+	Target Target `yaml:"target" json:"target"`
+}
+
+// PipeSource is the source of a pipe. Its type names the one block it
+// holds.
+type PipeSource struct {
+	// Type of source: "kafka".
+	Type string `yaml:"type" json:"type"`
+	// Kafka says which topic a kafka source reads (required for type kafka);
+	// group defaults to "busbar.pipe.<name>".
+	Kafka KafkaSource `yaml:"kafka,omitempty" json:"kafka,omitzero"`
+	// Mapping wraps records that are not CloudEvents into events. Without
+	// it such records go to the pipe's dead-letter queue.
+	Mapping *SourceMapping `yaml:"mapping,omitempty" json:"mapping,omitempty"`
 }
 
 // KafkaTarget is where a kafka target produces and how.

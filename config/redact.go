@@ -55,6 +55,7 @@ func (c *Config) Redacted() *Config {
 		hideSASL(fmt.Sprintf("sources[%d].kafka.sasl.password", i), out.Sources[i].Kafka.SASL)
 	}
 	c.redactConnections(out)
+	c.redactPipes(out)
 	out.templates = nil
 	return out
 }
@@ -153,6 +154,7 @@ func (c *Config) Clone() *Config {
 		k.Brokers, k.SASL, k.TLS = slices.Clone(k.Brokers), cloneSASL(k.SASL), cloneTLS(k.TLS)
 	}
 	c.cloneConnections(&out)
+	c.clonePipes(&out)
 	out.templates = maps.Clone(c.templates)
 	return &out
 }

@@ -162,6 +162,7 @@ func (v *validator) config(c *Config) {
 	v.dests = v.destinations(c.Destinations, v.connections(c.Connections))
 
 	v.sources(c.Sources, buses)
+	v.pipes(c.Pipes)
 
 	rules := map[string]string{}
 	for i := range c.Rules {

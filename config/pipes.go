@@ -1,0 +1,220 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Pipes (docs/pipes.md): a source straight into one target, without a bus.
+// A pipe's source is a sources entry without name and bus, its target a
+// target as under rules; defaults, clones and redaction reuse those of
+// sources and targets, so a pipe never lags behind what they learn.
+
+// PipeGroup is the consumer group of a pipe's kafka source: group, or
+// "busbar.pipe.<name>".
+func (p *Pipe) PipeGroup() string {
+	if p.Source.Kafka.Group != "" {
+		return p.Source.Kafka.Group
+	}
+	return "busbar.pipe." + p.Name
+}
+
+// applyPipeDefaults fills the defaults of pipes: those of a source for the
+// source, those of a target for the target, except that a pipe's target
+// has no retry.max_attempts and retry.max_event_age (a pipe never gives up
+// on an event the target may still take) and a clickhouse target no
+// concurrency (a pipe hands it whole batches).
+func (c *Config) applyPipeDefaults() {
+	for i := range c.Pipes {
+		p := &c.Pipes[i]
+		if p.Source.Type == TypeKafka {
+			p.Source.Kafka.Group = p.PipeGroup()
+			if p.Source.Kafka.Start == "" {
+				p.Source.Kafka.Start = KafkaStartOldest
+			}
+		}
+		if p.Target.ID == "" {
+			p.Target.ID = p.Name
+		}
+		keep, conc := p.Target.Retry, p.Target.Concurrency
+		tmp := Config{Rules: []Rule{{Targets: []Target{p.Target}}}}
+		tmp.applyKafkaDefaults()
+		t := tmp.Rules[0].Targets[0]
+		t.applyDefaults()
+		t.Retry.MaxAttempts, t.Retry.MaxEventAge = keep.MaxAttempts, keep.MaxEventAge
+		if t.Type == TypeClickHouse {
+			t.Concurrency = conc
+		}
+		p.Target = t
+	}
+	c.linkPipes()
+}
+
+// linkPipes points pipe targets at the destinations they name.
+func (c *Config) linkPipes() {
+	for i := range c.Pipes {
+		t := &c.Pipes[i].Target
+		t.dest = nil
+		for j := range c.Destinations {
+			if c.Destinations[j].Name == t.Destination {
+				t.dest = &c.Destinations[j]
+			}
+		}
+	}
+}
+
+// clonePipes deep-copies c's pipes into out (a shallow copy of c whose
+// destinations are already its own).
+func (c *Config) clonePipes(out *Config) {
+	out.Pipes = slices.Clone(c.Pipes)
+	for i := range out.Pipes {
+		p := &out.Pipes[i]
+		tmp := (&Config{
+			Rules:   []Rule{{Targets: []Target{p.Target}}},
+			Sources: []Source{{Kafka: p.Source.Kafka}},
+		}).Clone()
+		p.Target, p.Source.Kafka = tmp.Rules[0].Targets[0], tmp.Sources[0].Kafka
+		if m := p.Source.Mapping; m != nil {
+			cp := *m
+			p.Source.Mapping = &cp
+		}
+		p.Pattern = slices.Clone(p.Pattern)
+		p.Transform = p.Transform.clone()
+	}
+	out.linkPipes()
+}
+
+// redactPipes hides the secrets of out's pipes (a clone of c's, ${ENV}
+// references already restored) the way Redacted hides those of rules'
+// targets and sources: each pipe is redacted as a config of one rule and
+// one source, with c's references moved to that config's paths.
+func (c *Config) redactPipes(out *Config) {
+	for i := range out.Pipes {
+		p := &out.Pipes[i]
+		pp := fmt.Sprintf("pipes[%d].", i)
+		tmp := &Config{
+			Rules:     []Rule{{Targets: []Target{p.Target, {Transform: p.Transform}}}},
+			Sources:   []Source{{Kafka: p.Source.Kafka}},
+			templates: map[string]string{},
+		}
+		for k, v := range c.templates {
+			rest, ok := strings.CutPrefix(k, pp)
+			if !ok {
+				continue
+			}
+			for from, to := range map[string]string{"target.": "rules[0].targets[0].", "transform.": "rules[0].targets[1].transform.", "source.": "sources[0]."} {
+				if r, ok := strings.CutPrefix(rest, from); ok {
+					tmp.templates[to+r] = v
+				}
+			}
+		}
+		r := tmp.Redacted()
+		p.Target, p.Transform, p.Source.Kafka = r.Rules[0].Targets[0], r.Rules[0].Targets[1].Transform, r.Sources[0].Kafka
+	}
+	out.linkPipes()
+}
+
+// pipes checks the pipes: names, sources, patterns, filters, transforms
+// and targets.
+func (v *validator) pipes(ps []Pipe) {
+	names := map[string]string{}
+	for i := range ps {
+		p := &ps[i]
+		path := fmt.Sprintf("pipes[%d]", i)
+		if v.name(path+".name", "pipe name", p.Name) {
+			if first, dup := names[p.Name]; dup {
+				v.add(path+".name", "pipe %q is declared twice (first %s); pipe names must be unique", p.Name, v.where(first))
+			} else {
+				names[p.Name] = path + ".name"
+			}
+		}
+		v.pipeSource(path+".source", &p.Source)
+		v.pattern(path+".pattern", p.Pattern)
+		v.filter(path+".filter", p.Filter)
+		v.transform(path+".transform", p.Transform)
+		v.pipeTarget(path+".target", &p.Target)
+	}
+}
+
+func (v *validator) pipeSource(path string, s *PipeSource) {
+	switch {
+	case s.Type == "" && !v.written(path):
+		v.add(path, "missing source: a pipe reads one source (add source: {type: kafka, kafka: {brokers: [...], topic: ...}})")
+		return
+	case s.Type == "":
+		v.add(path+".type", "missing source type (add type: kafka)")
+	case !slices.Contains(sourceTypes, s.Type):
+		v.add(path+".type", "%s is not a source type (use %s)", v.show(path+".type", s.Type), orList(sourceTypes))
+	}
+	kp := path + ".kafka"
+	if s.Type != TypeKafka {
+		if v.written(kp) && s.Type != "" {
+			v.add(kp, "kafka: applies to sources of type kafka only; remove it or set type: kafka")
+		}
+	} else {
+		k := &s.Kafka
+		v.brokers(kp+".brokers", k.Brokers)
+		if k.Topic == "" {
+			v.add(kp+".topic", "missing topic: a kafka source needs the topic it reads (add topic: orders)")
+		} else if !kafkaTopicRE.MatchString(k.Topic) {
+			v.add(kp+".topic", "%s is not a Kafka topic name: use letters, digits, '.', '_' and '-', at most 249 characters", v.show(kp+".topic", k.Topic))
+		}
+		switch k.Start {
+		case "", KafkaStartOldest, KafkaStartNewest:
+		default:
+			if _, err := time.Parse(time.RFC3339, k.Start); err != nil {
+				v.add(kp+".start", "%s is not a start position (use \"earliest\", \"latest\" or an RFC 3339 time like 2026-01-02T15:04:05Z)", v.show(kp+".start", k.Start))
+			}
+		}
+		v.kafkaAuth(kp, k.SASL, k.TLS)
+	}
+	m := s.Mapping
+	if m == nil {
+		return
+	}
+	mp := path + ".mapping"
+	if m.Source == "" {
+		v.add(mp+".source", "missing source: the mapping needs the events' source (a constant like erp.sap, or a JSONPath like $.origin)")
+	}
+	if m.Type == "" {
+		v.add(mp+".type", "missing type: the mapping needs the events' type (a constant like order.created, or a JSONPath like $.kind)")
+	}
+	for _, f := range []struct{ name, val string }{{"id", m.ID}, {"source", m.Source}, {"type", m.Type}, {"subject", m.Subject}, {"time", m.Time}} {
+		if strings.HasPrefix(f.val, "$") && !jsonPathRE.MatchString(f.val) {
+			v.add(mp+"."+f.name, "%s is not a supported JSONPath: start with $ and use .name, ['name'] and [index], like $.header.origin", v.show(mp+"."+f.name, f.val))
+		}
+	}
+	if m.Time != "" && !strings.HasPrefix(m.Time, "$") {
+		if _, err := time.Parse(time.RFC3339, m.Time); err != nil {
+			v.add(mp+".time", "%s is neither a JSONPath nor an RFC 3339 time", v.show(mp+".time", m.Time))
+		}
+	}
+}
+
+func (v *validator) pipeTarget(path string, t *Target) {
+	if t.Type == "" && !v.written(path) {
+		v.add(path, "missing target: a pipe delivers to one target (add target: {type: clickhouse, clickhouse: {dsn: ...}})")
+		return
+	}
+	if t.ID != "" {
+		v.name(path+".id", "target id", t.ID)
+	}
+	v.target(path, t)
+	pipe := strings.TrimSuffix(path, ".target")
+	if t.Transform != nil {
+		v.add(path+".transform", "a pipe's transform belongs to the pipe: move it up to %s.transform", pipe)
+	}
+	for _, f := range []struct {
+		key string
+		set bool
+	}{{"max_attempts", t.Retry.MaxAttempts != 0}, {"max_event_age", t.Retry.MaxEventAge != 0}} {
+		if f.set {
+			v.add(path+".retry."+f.key, "retry.%s does not apply to a pipe: a pipe retries until the target takes the event (or refuses it for good), holding its source back meanwhile; remove it", f.key)
+		}
+	}
+	if t.Type == TypeClickHouse && t.Concurrency != 0 {
+		v.add(path+".concurrency", "concurrency does not apply to a clickhouse target of a pipe: the pipe hands it whole batches (set batch.max_rows and batch.max_in_flight instead); remove it")
+	}
+}
