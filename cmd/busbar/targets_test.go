@@ -5,19 +5,24 @@ package main
 // token endpoint, the APIs and the robots are real HTTP servers on loopback.
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -59,10 +64,13 @@ type idCounter struct {
 
 func newIDCounter() *idCounter { return &idCounter{ids: map[string]int{}} }
 
-func (c *idCounter) add(id string) {
+func (c *idCounter) add(id string) { c.addAt(id, time.Now()) }
+
+// addAt counts id as arrived at t.
+func (c *idCounter) addAt(id string, t time.Time) {
 	c.mu.Lock()
 	c.ids[id]++
-	c.at = append(c.at, time.Now())
+	c.at = append(c.at, t)
 	c.mu.Unlock()
 }
 
@@ -274,20 +282,44 @@ rules:
 
 // TestDestinationRateLimit: a destination limited to 50 requests a second
 // gets 500 events in no less than 9.5 s, and never more than 50 in any one
-// second, as the API itself measures.
+// second, as the API measures them: by when each request reached its
+// socket, stamped by the kernel (SO_TIMESTAMPNS), as a rate-limiting front
+// end would count them. Stamping in the handler instead would count a
+// pause of this process (a GC cycle, a loaded machine) as a burst that was
+// never sent.
 func TestDestinationRateLimit(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("kernel receive timestamps (SO_TIMESTAMPNS) are Linux's")
+	}
 	got := newIDCounter()
-	url, _ := listen(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got.add(eventID(r))
-	}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			arrived := r.Context().Value(stampedConnKey{}).(*stampedConn).arrived()
+			got.addAt(eventID(r), arrived)
+		}),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, stampedConnKey{}, c)
+		},
+	}
+	// Set on the listening socket, the option is inherited by accepted ones
+	// and stamps data that arrives before Accept returns.
+	if err := setTimestamping(ln.(*net.TCPListener)); err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(stampingListener{ln.(*net.TCPListener)})
+	t.Cleanup(func() { srv.Close() })
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
 destinations:
-  - {name: slow-api, url: %q, rate_limit_per_second: 50}
+  - {name: slow-api, url: "http://%s/", rate_limit_per_second: 50}
 rules:
   - name: orders
     targets: [{id: slow, type: http, destination: slow-api, concurrency: 64}]
-`, url))
+`, ln.Addr()))
 	base, _ := startInProcess(t, cfg, filepath.Join(dir, "data"))
 	publishN(t, base, "default", "r", 500, nil, nil)
 	waitFor(t, 60*time.Second, "500 deliveries", func() (bool, string) {
@@ -306,13 +338,110 @@ rules:
 		}
 		most = max(most, j-i)
 	}
-	t.Logf("500 requests in %v; at most %d in one second", span.Round(time.Millisecond), most)
+	t.Logf("500 requests in %v; at most %d in one second; %d not stamped by the kernel", span.Round(time.Millisecond), most, unstamped.Load())
 	if span < 9500*time.Millisecond {
 		t.Errorf("500 requests at 50/s took only %v", span)
 	}
 	if most > 50 {
 		t.Errorf("%d requests within one second; the limit is 50", most)
 	}
+}
+
+// stampingListener accepts connections that keep the kernel's receive
+// timestamp of the data they read.
+type stampingListener struct{ *net.TCPListener }
+
+func (l stampingListener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	if err := setTimestamping(c); err != nil {
+		return nil, err
+	}
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	return &stampedConn{TCPConn: c, raw: raw}, nil
+}
+
+func setTimestamping(c syscall.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, soTimestampNS, 1)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
+// soTimestampNS is SO_TIMESTAMPNS (and SCM_TIMESTAMPNS) on Linux.
+const soTimestampNS = 0x23
+
+type stampedConnKey struct{}
+
+// unstamped counts requests the kernel did not stamp.
+var unstamped atomic.Int64
+
+// stampedConn reads with recvmsg to get the kernel's receive timestamp of
+// each read. HTTP/1.1 clients send a request only after the answer to the
+// previous one on the connection, so when a handler runs, the last read
+// was its request.
+type stampedConn struct {
+	*net.TCPConn
+	raw  syscall.RawConn
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (c *stampedConn) Read(b []byte) (int, error) {
+	oob := make([]byte, 64)
+	var n, oobn int
+	var rerr error
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = syscall.Recvmsg(int(fd), b, oob, 0)
+		return rerr != syscall.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if n == 0 && len(b) > 0 {
+		return 0, io.EOF
+	}
+	msgs, _ := syscall.ParseSocketControlMessage(oob[:oobn])
+	c.mu.Lock()
+	c.last = time.Time{}
+	c.mu.Unlock()
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == soTimestampNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			c.mu.Lock()
+			c.last = time.Unix(sec, nsec)
+			c.mu.Unlock()
+		}
+	}
+	return n, nil
+}
+
+// arrived is when the kernel received the data last read; now, should
+// the kernel not have stamped it.
+func (c *stampedConn) arrived() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.last.IsZero() {
+		unstamped.Add(1)
+		return time.Now()
+	}
+	return c.last
 }
 
 // TestDestinationRetryAndDeadLetters: an API that answers 503 to the first

@@ -185,17 +185,12 @@ func compileURL(raw string) (*value, error) {
 	return v, nil
 }
 
-// Deliver sends one event. Each request first waits for the destination's
-// rate limit. When a destination refuses an OAuth 2.0 token (401), the
-// token is thrown away and the request made once more with a new one.
+// Deliver sends one event. When a destination refuses an OAuth 2.0 token
+// (401), the token is thrown away and the request made once more with a
+// new one.
 func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
 	refreshed := false
 	for {
-		if s.limiter != nil {
-			if err := s.limiter.Wait(ctx); err != nil {
-				return fmt.Errorf("waiting for the rate limit: %w", err)
-			}
-		}
 		status, gen, err := s.attempt(ctx, d)
 		if status == nethttp.StatusUnauthorized && s.conn != nil && s.conn.oauth != nil {
 			if !refreshed {
@@ -210,19 +205,32 @@ func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
 }
 
 // attempt makes one request; status is the answer's (0 without one) and
-// gen the generation of the OAuth 2.0 token it carried.
+// gen the generation of the OAuth 2.0 token it carried. The request waits
+// for the destination's rate limit last, once it is ready to go, so that
+// nothing (a token being fetched) stands between the limiter letting it
+// through and sending it. The timeout runs from then; waiting for a token
+// has a timeout of its own.
 func (s *Sink) attempt(ctx context.Context, d sinks.Delivery) (status int, gen uint64, err error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
 	req, err := s.request(ctx, d)
 	if err != nil {
 		return 0, 0, sinks.Permanent(err)
 	}
 	if s.conn != nil {
-		if gen, err = s.conn.authorize(ctx, req); err != nil {
+		authCtx, authCancel := context.WithTimeout(ctx, s.timeout)
+		gen, err = s.conn.authorize(authCtx, req)
+		authCancel()
+		if err != nil {
 			return 0, 0, err
 		}
 	}
+	if s.limiter != nil {
+		if err := s.limiter.Wait(ctx); err != nil {
+			return 0, gen, fmt.Errorf("waiting for the rate limit: %w", err)
+		}
+	}
+	sendCtx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req = req.WithContext(sendCtx)
 	where := s.where(req.URL)
 	resp, err := s.client.Do(req)
 	if err != nil {
