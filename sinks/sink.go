@@ -42,6 +42,13 @@ type Sink interface {
 	Close() error
 }
 
+// BatchSink is a Sink that takes many events in one call, as pipes hand them
+// over: the result of ds[i] is errs[i], with Deliver's meaning.
+type BatchSink interface {
+	Sink
+	DeliverBatch(ctx context.Context, ds []Delivery) (errs []error)
+}
+
 // Factory builds a sink from a validated target config.
 type Factory func(t config.Target) (Sink, error)
 

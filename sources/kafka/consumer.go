@@ -68,8 +68,9 @@ type ConsumerOptions struct {
 	// CommitInterval is how often settled offsets are committed, besides
 	// on every revocation and on Close (default 1s).
 	CommitInterval time.Duration
-	// DrainTimeout bounds how long a revocation and Close wait for handed-out
-	// records to be settled before committing what is (default 10s).
+	// DrainTimeout bounds how long Close (and, up to 10s of it, a
+	// revocation) waits for handed-out records to be settled before
+	// committing what is (default 10s).
 	DrainTimeout time.Duration
 }
 
@@ -254,7 +255,7 @@ func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	if len(mine) == 0 {
 		return
 	}
-	wait := c.o.DrainTimeout
+	wait := min(c.o.DrainTimeout, 10*time.Second) // the whole group waits meanwhile
 	select {
 	case <-c.stopping:
 		wait = 0 // Close waits for handed-out records itself
