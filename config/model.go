@@ -478,6 +478,10 @@ type KafkaSource struct {
 	Start string `yaml:"start,omitempty" json:"start,omitempty"`
 	// ClientID is the Kafka client id (default "busbar").
 	ClientID string `yaml:"client_id,omitempty" json:"client_id,omitempty"`
+	// SessionTimeout is how long after a worker dies (kill -9, power loss)
+	// the group moves its partitions to the other workers: 6s to 30m
+	// (default 45s).
+	SessionTimeout Duration `yaml:"session_timeout,omitempty" json:"session_timeout,omitempty"`
 	// SASL authenticates to the brokers.
 	SASL *KafkaSASL `yaml:"sasl,omitempty" json:"sasl,omitempty"`
 	// TLS encrypts the connection to the brokers.

@@ -12,6 +12,19 @@ import (
 // target as under rules; defaults, clones and redaction reuse those of
 // sources and targets, so a pipe never lags behind what they learn.
 
+// DefaultKafkaSessionTimeout is the session timeout of the consumer groups
+// of kafka sources and pipes.
+const DefaultKafkaSessionTimeout = 45 * time.Second
+
+// sessionTimeouts checks the session_timeout of kafka sources (pipes check
+// theirs with the rest of their source).
+func (v *validator) sessionTimeouts(srcs []Source) {
+	for i := range srcs {
+		p := fmt.Sprintf("sources[%d].kafka.session_timeout", i)
+		v.durationField(p, "KafkaSource.session_timeout", srcs[i].Kafka.SessionTimeout, DefaultKafkaSessionTimeout)
+	}
+}
+
 // PipeGroup is the consumer group of a pipe's kafka source: group, or
 // "busbar.pipe.<name>".
 func (p *Pipe) PipeGroup() string {
@@ -168,6 +181,7 @@ func (v *validator) pipeSource(path string, s *PipeSource) {
 				v.add(kp+".start", "%s is not a start position (use \"earliest\", \"latest\" or an RFC 3339 time like 2026-01-02T15:04:05Z)", v.show(kp+".start", k.Start))
 			}
 		}
+		v.durationField(kp+".session_timeout", "KafkaSource.session_timeout", k.SessionTimeout, DefaultKafkaSessionTimeout)
 		v.kafkaAuth(kp, k.SASL, k.TLS)
 	}
 	m := s.Mapping

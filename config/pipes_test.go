@@ -178,5 +178,16 @@ pipes:
 			"18:18 pipes[1].target.id: is not a valid target id",
 			"18:45 pipes[1].target.url: must start with http:// or https://",
 		}},
+		{"session timeouts", `
+sources:
+  - {name: s, type: kafka, kafka: {brokers: [k1:9092], topic: t, session_timeout: 1s}}
+pipes:
+  - name: p
+    source: {type: kafka, kafka: {brokers: [k1:9092], topic: t, session_timeout: 2h}}
+    target: {type: http, url: "http://x/"}
+`, []string{
+			"3:83 sources[0].kafka.session_timeout: 1s is out of range: use 6s to 30m",
+			"6:82 pipes[0].source.kafka.session_timeout: 2h is out of range",
+		}},
 	})
 }

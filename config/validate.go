@@ -47,14 +47,15 @@ var intLimits = map[string][2]int64{
 }
 
 var durationLimits = map[string][2]time.Duration{
-	"Bus.retention":          {time.Minute, 100 * 365 * 24 * time.Hour},
-	"Target.timeout":         {time.Millisecond, 15 * time.Minute},
-	"Destination.timeout":    {time.Millisecond, 15 * time.Minute},
-	"Retry.initial_interval": {time.Millisecond, time.Hour},
-	"Retry.max_interval":     {time.Millisecond, 24 * time.Hour},
-	"Batch.max_wait":         {time.Millisecond, time.Hour},
-	"ClickHouse.ttl":         {time.Hour, 100 * 365 * 24 * time.Hour},
-	"Retry.max_event_age":    {time.Second, 7 * 24 * time.Hour},
+	"Bus.retention":               {time.Minute, 100 * 365 * 24 * time.Hour},
+	"Target.timeout":              {time.Millisecond, 15 * time.Minute},
+	"Destination.timeout":         {time.Millisecond, 15 * time.Minute},
+	"Retry.initial_interval":      {time.Millisecond, time.Hour},
+	"Retry.max_interval":          {time.Millisecond, 24 * time.Hour},
+	"Batch.max_wait":              {time.Millisecond, time.Hour},
+	"ClickHouse.ttl":              {time.Hour, 100 * 365 * 24 * time.Hour},
+	"Retry.max_event_age":         {time.Second, 7 * 24 * time.Hour},
+	"KafkaSource.session_timeout": {6 * time.Second, 30 * time.Minute},
 }
 
 // Validate checks a Config built in code (for example by the management
@@ -163,6 +164,7 @@ func (v *validator) config(c *Config) {
 
 	v.sources(c.Sources, buses)
 	v.pipes(c.Pipes)
+	v.sessionTimeouts(c.Sources)
 
 	rules := map[string]string{}
 	for i := range c.Rules {

@@ -190,6 +190,8 @@ func Start(ctx context.Context, o Options) (*Pipe, error) {
 		MaxPoll:      min(p.limits.maxRows, 10_000),
 		MaxUnsettled: p.limits.maxRows * (p.limits.inFlight + 1),
 		DrainTimeout: o.DrainTimeout,
+		// 0: the default
+		SessionTimeout: k.SessionTimeout.D(),
 	}, p.handle)
 	if err != nil {
 		p.Close()

@@ -64,6 +64,7 @@ type Options struct {
 func OptionsFromConfig(s config.Source) Options {
 	k := s.Kafka
 	o := Options{Name: s.Name, Bus: s.Bus, Topic: k.Topic, Group: s.SourceGroup(), Start: k.Start, Mapping: s.Mapping}
+	o.SessionTimeout = k.SessionTimeout.D() // 0: the default
 	o.Conn = ConnOf(k.Brokers, k.ClientID, k.SASL, k.TLS)
 	return o
 }
