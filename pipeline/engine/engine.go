@@ -54,6 +54,7 @@ type Engine struct {
 	ready    atomic.Bool
 	stopOnce sync.Once
 	src      sourceSet // sources and partition keys (sources.go)
+	pipes    pipeSet   // pipes (pipes.go)
 }
 
 type busRuntime struct {
@@ -118,7 +119,7 @@ func Start(ctx context.Context, cfg *config.Config, opts Options) (*Engine, erro
 		}
 	}
 	e.ready.Store(true)
-	if err := e.startSources(ctx); err != nil {
+	if err := e.startInputs(ctx); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -291,7 +292,7 @@ func (e *Engine) Publish(ctx context.Context, bus string, recs []pipeline.Record
 func (e *Engine) Shutdown(ctx context.Context) error {
 	var errs []error
 	e.stopOnce.Do(func() {
-		e.stopSources()
+		e.stopInputs()
 		e.ready.Store(false)
 		close(e.stopping)
 		var wg sync.WaitGroup
