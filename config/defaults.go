@@ -39,6 +39,7 @@ func (c *Config) ApplyDefaults() {
 		c.Ingest.MaxRequestBytes = DefaultMaxRequestBytes
 	}
 	c.applyKafkaDefaults()
+	c.applyPulsarSourceDefaults()
 	hasDefault := false
 	for _, b := range c.Buses {
 		hasDefault = hasDefault || b.Name == DefaultBus
@@ -65,6 +66,7 @@ func (c *Config) ApplyDefaults() {
 }
 
 func (t *Target) applyDefaults() {
+	t.applyPulsarDefaults()
 	// A target with a destination takes its method and timeout from it.
 	if t.Method == "" && t.Destination == "" {
 		t.Method = DefaultMethod

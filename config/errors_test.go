@@ -242,7 +242,7 @@ func TestTargetErrors(t *testing.T) {
 	}
 	checkErrors(t, "busbar.yaml", []errCase{
 		{"type", target("type: htp"), []string{
-			`5:15 rules[0].targets[0].type: "htp" is not a target type (use "http", "clickhouse", "dingtalk", "wecom", "feishu", "slack" or "kafka"; did you mean "http"?)`}},
+			`5:15 rules[0].targets[0].type: "htp" is not a target type (use "http", "clickhouse", "dingtalk", "wecom", "feishu", "slack", "kafka" or "pulsar"; did you mean "http"?)`}},
 		{"url scheme", target("type: http\n        url: ftp://x.example/a"), []string{
 			`6:14 rules[0].targets[0].url: the URL must start with http:// or https://`}},
 		{"url no host", target("type: http\n        url: https:///a"), []string{

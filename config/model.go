@@ -165,6 +165,9 @@ type Target struct {
 	// Kafka says where and how a kafka target produces (required for type
 	// kafka).
 	Kafka KafkaTarget `yaml:"kafka,omitempty" json:"kafka,omitzero"`
+	// Pulsar says where and how a pulsar target produces (required for type
+	// pulsar; docs/pulsar.md).
+	Pulsar PulsarTarget `yaml:"pulsar,omitempty" json:"pulsar,omitzero"`
 
 	// dest is the destination Destination names, linked by ApplyDefaults.
 	dest *Destination
@@ -451,13 +454,16 @@ type Source struct {
 	Name string `yaml:"name" json:"name"`
 	// Description is free text for people reading the config.
 	Description string `yaml:"description,omitempty" json:"description,omitempty"`
-	// Type of source: "kafka".
+	// Type of source: "kafka" or "pulsar".
 	Type string `yaml:"type" json:"type"`
 	// Bus the events go to: a bus declared under buses, or "default" (the
 	// default).
 	Bus string `yaml:"bus,omitempty" json:"bus,omitempty"`
 	// Kafka says which topic a kafka source reads (required for type kafka).
 	Kafka KafkaSource `yaml:"kafka,omitempty" json:"kafka,omitzero"`
+	// Pulsar says which topic a pulsar source reads (required for type
+	// pulsar; docs/pulsar.md).
+	Pulsar PulsarSource `yaml:"pulsar,omitempty" json:"pulsar,omitzero"`
 	// Mapping wraps records that are not CloudEvents into events. Without
 	// it such records go to the source's dead-letter queue.
 	Mapping *SourceMapping `yaml:"mapping,omitempty" json:"mapping,omitempty"`
@@ -614,4 +620,113 @@ type KafkaTLS struct {
 	// InsecureSkipVerify skips checking the brokers' certificates (tests
 	// only).
 	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+}
+
+// PulsarSource is the topic a pulsar source reads and how to reach it.
+type PulsarSource struct {
+	// URL of the brokers: pulsar://host:6650 (several as
+	// pulsar://p1:6650,p2:6650) or pulsar+ssl://host:6651 for TLS.
+	URL string `yaml:"url" json:"url"`
+	// Topic to read: a full name (persistent://tenant/namespace/topic) or a
+	// short one (orders, in public/default).
+	Topic string `yaml:"topic" json:"topic"`
+	// Subscription is the durable Pulsar subscription; workers with the same
+	// config share it (default "busbar.source.<name>").
+	Subscription string `yaml:"subscription,omitempty" json:"subscription,omitempty"`
+	// SubscriptionType is how the subscription spreads messages over
+	// workers: "key_shared" (the default: one worker per key at a time, in
+	// order), "shared" (round-robin, no order), "failover" (one active
+	// worker, in order) or "exclusive" (one worker only).
+	SubscriptionType string `yaml:"subscription_type,omitempty" json:"subscription_type,omitempty"`
+	// Start is where a new subscription begins: "earliest" (the default),
+	// "latest", or an RFC 3339 time (the subscription seeks to the first
+	// message published at or after it).
+	Start string `yaml:"start,omitempty" json:"start,omitempty"`
+	// Token authenticates with a JWT (Pulsar token authentication, as TDMQ
+	// issues); write it as an ${ENV} reference or file:/path.
+	Token string `yaml:"token,omitempty" json:"token,omitempty"`
+	// OAuth2 authenticates with the OAuth 2.0 client credentials flow.
+	OAuth2 *PulsarOAuth2 `yaml:"oauth2,omitempty" json:"oauth2,omitempty"`
+	// TLS configures a pulsar+ssl:// connection.
+	TLS *PulsarTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// PulsarTarget is where a pulsar target produces and how.
+type PulsarTarget struct {
+	// URL of the brokers: pulsar://host:6650 (several as
+	// pulsar://p1:6650,p2:6650) or pulsar+ssl://host:6651 for TLS.
+	URL string `yaml:"url" json:"url"`
+	// Topic to produce to: a full name (persistent://tenant/namespace/topic)
+	// or a short one (in public/default); {$.json.path} placeholders are
+	// filled from the event ("audit-{$.source}").
+	Topic string `yaml:"topic" json:"topic"`
+	// Key of each message: a JSONPath into the event ($.data.orderId) or an
+	// expr-lang expression (source + ":" + subject). It picks the partition
+	// and, for Key_Shared consumers, the consumer. Default: the event's
+	// partitionkey extension, else no key.
+	Key string `yaml:"key,omitempty" json:"key,omitempty"`
+	// Mode is the CloudEvents binding: "binary" (the default: attributes as
+	// ce_ properties, data as the payload) or "structured" (the whole event
+	// as the payload, content-type application/cloudevents+json).
+	Mode string `yaml:"mode,omitempty" json:"mode,omitempty"`
+	// Compression of batches: "none" (the default), "lz4", "zlib", "zstd"
+	// or "snappy".
+	Compression string `yaml:"compression,omitempty" json:"compression,omitempty"`
+	// Batching groups concurrent deliveries into one request (default
+	// true).
+	Batching *bool `yaml:"batching,omitempty" json:"batching,omitempty"`
+	// BatchMaxDelay is how long a batch waits for more messages: 1ms to 10s
+	// (default 10ms).
+	BatchMaxDelay Duration `yaml:"batch_max_delay,omitempty" json:"batch_max_delay,omitempty"`
+	// BatchMaxMessages caps the messages of one batch: 1 to 100000
+	// (default 1000).
+	BatchMaxMessages int `yaml:"batch_max_messages,omitempty" json:"batch_max_messages,omitempty"`
+	// BatchMaxBytes caps the bytes of one batch: 1 KiB to 64 MiB (default
+	// 131072).
+	BatchMaxBytes int `yaml:"batch_max_bytes,omitempty" json:"batch_max_bytes,omitempty"`
+	// Token authenticates with a JWT (Pulsar token authentication, as TDMQ
+	// issues); write it as an ${ENV} reference or file:/path.
+	Token string `yaml:"token,omitempty" json:"token,omitempty"`
+	// OAuth2 authenticates with the OAuth 2.0 client credentials flow.
+	OAuth2 *PulsarOAuth2 `yaml:"oauth2,omitempty" json:"oauth2,omitempty"`
+	// TLS configures a pulsar+ssl:// connection.
+	TLS *PulsarTLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+}
+
+// PulsarOAuth2 is Pulsar's OAuth 2.0 client credentials flow: busbar asks
+// the issuer for a token and sends it to the brokers.
+type PulsarOAuth2 struct {
+	// IssuerURL is the authorization server (its token endpoint is found
+	// through OpenID discovery).
+	IssuerURL string `yaml:"issuer_url" json:"issuer_url"`
+	// Audience the token is requested for (the cluster's, as your provider
+	// names it).
+	Audience string `yaml:"audience,omitempty" json:"audience,omitempty"`
+	// Scope requested, space-separated.
+	Scope string `yaml:"scope,omitempty" json:"scope,omitempty"`
+	// ClientID of busbar at the issuer.
+	ClientID string `yaml:"client_id,omitempty" json:"client_id,omitempty"`
+	// ClientSecret of the client; write it as an ${ENV} reference or
+	// file:/path.
+	ClientSecret string `yaml:"client_secret,omitempty" json:"client_secret,omitempty"`
+	// PrivateKey is the path of a key file (JSON with client_id and
+	// client_secret, as Pulsar's tools write it), instead of client_id and
+	// client_secret.
+	PrivateKey string `yaml:"private_key,omitempty" json:"private_key,omitempty"`
+}
+
+// PulsarTLS secures a pulsar+ssl:// connection.
+type PulsarTLS struct {
+	// CAFile is a PEM file of the CAs that sign the brokers' certificates
+	// (default: the system's).
+	CAFile string `yaml:"ca_file,omitempty" json:"ca_file,omitempty"`
+	// CertFile is the PEM client certificate, for mutual TLS.
+	CertFile string `yaml:"cert_file,omitempty" json:"cert_file,omitempty"`
+	// KeyFile is the PEM key of cert_file.
+	KeyFile string `yaml:"key_file,omitempty" json:"key_file,omitempty"`
+	// InsecureSkipVerify skips checking the brokers' certificates (tests
+	// only).
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+	// VerifyHostname checks that a broker's certificate names its host.
+	VerifyHostname bool `yaml:"verify_hostname,omitempty" json:"verify_hostname,omitempty"`
 }

@@ -56,6 +56,7 @@ func (c *Config) Redacted() *Config {
 	}
 	c.redactConnections(out)
 	c.redactPipes(out)
+	c.redactPulsar(out)
 	out.templates = nil
 	return out
 }
@@ -155,6 +156,7 @@ func (c *Config) Clone() *Config {
 	}
 	c.cloneConnections(&out)
 	c.clonePipes(&out)
+	c.clonePulsar(&out)
 	out.templates = maps.Clone(c.templates)
 	return &out
 }

@@ -26,10 +26,10 @@ const namePattern = `^[A-Za-z0-9_-]{1,64}$`
 var nameRE = regexp.MustCompile(namePattern)
 
 var (
-	targetTypes      = []string{TypeHTTP, TypeClickHouse, TypeDingTalk, TypeWeCom, TypeFeishu, TypeSlack, TypeKafka}
+	targetTypes      = []string{TypeHTTP, TypeClickHouse, TypeDingTalk, TypeWeCom, TypeFeishu, TypeSlack, TypeKafka, TypePulsar}
 	modes            = []string{ModeStructured, ModeBinary}
 	methods          = []string{"POST", "PUT", "PATCH", "GET", "DELETE"}
-	transportSchemes = []string{"embedded", "nats", "kafka", "kafka+sarama", "pulsar"}
+	transportSchemes = []string{"embedded", "nats", "kafka", "kafka+sarama", "pulsar", "pulsar+ssl"}
 )
 
 // intLimits and durationLimits bound the numeric fields, by "Type.field".
@@ -163,6 +163,7 @@ func (v *validator) config(c *Config) {
 	v.dests = v.destinations(c.Destinations, v.connections(c.Connections))
 
 	v.sources(c.Sources, buses)
+	v.pulsarSources(c)
 	v.pipes(c.Pipes)
 	v.sessionTimeouts(c.Sources)
 
@@ -394,6 +395,7 @@ func (v *validator) target(path string, t *Target) {
 	v.batch(path+".batch", &t.Batch)
 	v.clickhouse(path, t)
 	v.kafkaTarget(path, t)
+	v.pulsarTarget(path, t)
 
 	rp := path + ".retry"
 	v.intField(rp+".max_attempts", "Retry.max_attempts", int64(t.Retry.MaxAttempts), DefaultMaxAttempts)
