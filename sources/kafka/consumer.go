@@ -27,7 +27,10 @@ import (
 
 // Converter turns records into events the way a Source does: CloudEvents
 // as they are, other records through the mapping.
-type Converter struct{ m *mapping }
+type Converter struct {
+	m          *mapping
+	lastSource atomic.Pointer[string] // the last source fastMapped found safe
+}
 
 // NewConverter compiles a mapping (nil: only CloudEvents are events).
 func NewConverter(m *config.SourceMapping) (*Converter, error) {
@@ -42,6 +45,9 @@ func NewConverter(m *config.SourceMapping) (*Converter, error) {
 // time. An error means the record is not an event (IsInvalid): dead-letter
 // it with DeadRecordOf.
 func (c *Converter) Convert(r *kgo.Record, now time.Time) (pipeline.Record, error) {
+	if rec, ok := c.fastMapped(r, now); ok {
+		return rec, nil
+	}
 	return convert(r, c.m, now)
 }
 
