@@ -51,33 +51,10 @@ type Options struct {
 	Dial pclient.Dialer
 }
 
-// ConnOf turns the config's connection fields into a pclient.Conn: a
-// file:/path token is read at every connection, a file:/path client secret
-// when the config loads.
-func ConnOf(url, token string, o *config.PulsarOAuth2, tls *config.PulsarTLS) (pclient.Conn, error) {
-	c := pclient.Conn{URL: url}
-	if f, ok := strings.CutPrefix(token, config.SecretFilePrefix); ok {
-		c.TokenFile = f
-	} else {
-		c.Token = token
-	}
-	if o != nil {
-		secret, err := config.ReadSecret(o.ClientSecret)
-		if err != nil {
-			return c, fmt.Errorf("pulsar oauth2 client_secret: %w", err)
-		}
-		c.OAuth2 = &pclient.OAuth2{IssuerURL: o.IssuerURL, Audience: o.Audience, Scope: o.Scope, ClientID: o.ClientID, ClientSecret: secret, PrivateKey: o.PrivateKey}
-	}
-	if tls != nil {
-		c.TLS = pclient.TLS{CAFile: tls.CAFile, CertFile: tls.CertFile, KeyFile: tls.KeyFile, InsecureSkipVerify: tls.InsecureSkipVerify, VerifyHostname: tls.VerifyHostname}
-	}
-	return c, nil
-}
-
 // OptionsFromTarget makes Options of a validated, defaulted pulsar target.
 func OptionsFromTarget(t config.Target) (Options, error) {
 	p := t.Pulsar
-	c, err := ConnOf(p.URL, p.Token, p.OAuth2, p.TLS)
+	c, err := pclient.FromConfig(p.URL, p.Token, p.OAuth2, p.TLS)
 	if err != nil {
 		return Options{}, err
 	}

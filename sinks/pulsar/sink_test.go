@@ -180,7 +180,7 @@ rules:
 	if !o.Structured || o.Compression != "zstd" || !o.Batching || o.BatchMaxMsgs != 50 || o.BatchMaxDelay != 10*time.Millisecond || !o.Conn.TLS.VerifyHostname {
 		t.Errorf("options %+v", o)
 	}
-	if cn, _ := ConnOf("pulsar://h:6650", "file:/run/tok", nil, nil); cn.TokenFile != "/run/tok" || cn.Token != "" {
+	if cn, _ := pclient.FromConfig("pulsar://h:6650", "file:/run/tok", nil, nil); cn.TokenFile != "/run/tok" || cn.Token != "" {
 		t.Errorf("file: token %+v", cn)
 	}
 }
