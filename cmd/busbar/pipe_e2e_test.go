@@ -43,10 +43,13 @@ func keep(i int) bool { return (uint32(i)*2654435761)>>16&1 == 0 }
 
 // TestPipeKafkaToClickHouse: small JSON records on a 6-partition topic go
 // through a pipe whose pattern keeps the clicks (~50%) into the ClickHouse
-// events table. The busbar worker is killed with SIGKILL mid-way and
-// restarted; in the end the table holds every click exactly once after
-// deduplication by id (uniqExact(id), and count() FROM events FINAL), no
-// other record, and the consumer group's offsets are at the log end.
+// events table, run by two busbar workers sharing the topic through the
+// pipe's consumer group. One worker is killed with SIGKILL mid-way (the
+// other takes its partitions over and finishes the topic), then restarted,
+// and 10% more records arrive for both. In the end the table holds every
+// click exactly once after deduplication by id (uniqExact(id), and count()
+// FROM events FINAL), no other record, and the group's offsets are at the
+// log end.
 func TestPipeKafkaToClickHouse(t *testing.T) {
 	if testing.Short() {
 		t.Skip("SKIPPED: pipe test moves 200,000 records through Kafka and ClickHouse")
@@ -60,7 +63,7 @@ func TestPipeKafkaToClickHouse(t *testing.T) {
 	}
 	t.Cleanup(c.Close)
 	t0 := time.Now()
-	want := produceClicks(t, c, n)
+	want := produceClicks(t, c, 0, n)
 	t.Logf("produced %d records (%d clicks) in %v", n, want, time.Since(t0).Round(time.Millisecond))
 
 	dir := t.TempDir()
@@ -85,11 +88,13 @@ pipes:
       clickhouse:
         dsn: %s
 `, c.ListenAddrs()[0], dsn))
-	data, addr := filepath.Join(dir, "data"), freePort(t)
+	dataA, dataB := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 
 	uniq := func() uint64 { return chtest.Count(t, conn, "SELECT uniqExact(id) FROM "+db+".events") }
 	t1 := time.Now()
-	proc, exited := startSubprocess(t, cfg, data, addr)
+	proc, exited := startSubprocess(t, cfg, dataA, freePort(t))
+	startSubprocess(t, cfg, dataB, freePort(t))
+	waitShared(t, c, "busbar.pipe.clicks")
 	waitFor(t, 5*time.Minute, "a third of the clicks in ClickHouse", func() (bool, string) {
 		if !tableExists(t, db) {
 			return false, "no events table yet"
@@ -103,28 +108,39 @@ pipes:
 	<-exited
 	before := uniq()
 	_, status := groupAtEnd(t, c, "busbar.pipe.clicks", "web.clicks")
-	t.Logf("killed the worker with SIGKILL after %v with %d of %d clicks stored; offsets then: %s", time.Since(t1).Round(time.Millisecond), before, want, status)
+	t.Logf("killed worker A with SIGKILL after %v with %d of %d clicks stored; offsets then: %s", time.Since(t1).Round(time.Millisecond), before, want, status)
 	if before >= uint64(want) {
 		t.Fatal("every click was stored before the kill; the test proves nothing")
 	}
 
 	t2 := time.Now()
-	startSubprocess(t, cfg, data, freePort(t))
-	waitFor(t, 5*time.Minute, "every click in ClickHouse and the offsets at the log end", func() (bool, string) {
-		got := uniq()
-		if got < uint64(want) {
-			return false, fmt.Sprint(got, " of ", want)
+	allStored := func(want int) func() (bool, string) {
+		return func() (bool, string) {
+			got := uniq()
+			if got < uint64(want) {
+				return false, fmt.Sprint(got, " of ", want)
+			}
+			return groupAtEnd(t, c, "busbar.pipe.clicks", "web.clicks")
 		}
-		return groupAtEnd(t, c, "busbar.pipe.clicks", "web.clicks")
-	})
-	t.Logf("after the restart everything was stored in %v", time.Since(t2).Round(time.Millisecond))
-
+	}
+	waitFor(t, 5*time.Minute, "worker B alone to store every click and commit to the log end", allStored(want))
 	rows := chtest.Count(t, conn, "SELECT count() FROM "+db+".events")
+	t.Logf("worker B took over and finished %v after the kill: %d clicks, %d rows (count() − uniqExact(id): %d duplicates not yet merged away)",
+		time.Since(t2).Round(time.Millisecond), want, rows, rows-uint64(want))
+
+	startSubprocess(t, cfg, dataA, freePort(t))
+	waitShared(t, c, "busbar.pipe.clicks")
+	want += produceClicks(t, c, n, n/10)
+	waitFor(t, 5*time.Minute, "the new clicks too", allStored(want))
+	t.Logf("worker A restarted and shares the topic again; %d more records stored", n/10)
+	n += n / 10
+
+	rows = chtest.Count(t, conn, "SELECT count() FROM "+db+".events")
 	final := chtest.Count(t, conn, "SELECT count() FROM "+db+".events FINAL")
 	got := uniq()
 	others := chtest.Count(t, conn, "SELECT count() FROM "+db+".events WHERE type != 'click' OR source != 'web'")
 	badIDs := chtest.Count(t, conn, "SELECT count() FROM "+db+".events WHERE NOT match(id, '^web\\.clicks-[0-5]-[0-9]+$') OR extensions['topic'] != 'web.clicks'")
-	t.Logf("%d records, %d clicks: %d rows stored, %d distinct ids, %d rows FINAL (%d duplicates before merging)", n, want, rows, got, final, rows-got)
+	t.Logf("%d records, %d clicks: %d rows, %d distinct ids, %d rows FINAL", n, want, rows, got, final)
 	if got != uint64(want) || final != uint64(want) {
 		t.Errorf("distinct ids %d, rows FINAL %d; want exactly %d", got, final, want)
 	}
@@ -133,9 +149,9 @@ pipes:
 	}
 }
 
-// produceClicks writes n small JSON records and returns how many are
-// clicks.
-func produceClicks(t *testing.T, c *kfake.Cluster, n int) int {
+// produceClicks writes records from, from+1, … from+n-1 (small JSON) and
+// returns how many are clicks.
+func produceClicks(t *testing.T, c *kfake.Cluster, from, n int) int {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("web.clicks"),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond))
@@ -145,9 +161,9 @@ func produceClicks(t *testing.T, c *kfake.Cluster, n int) int {
 	defer cl.Close()
 	clicks := 0
 	const per = 10_000
-	for start := 0; start < n; start += per {
+	for start := from; start < from+n; start += per {
 		recs := make([]*kgo.Record, 0, per)
-		for i := start; i < min(start+per, n); i++ {
+		for i := start; i < min(start+per, from+n); i++ {
 			kind := "view"
 			if keep(i) {
 				kind, clicks = "click", clicks+1

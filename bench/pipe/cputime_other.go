@@ -1,0 +1,9 @@
+//go:build !linux
+
+package pipe
+
+import "time"
+
+func selfCPU() time.Duration         { return 0 }
+func serverCPU(string) time.Duration { return -1 }
+func loadAvg() string                { return "?" }
