@@ -15,8 +15,10 @@ import (
 	// Transports and sinks register themselves.
 	_ "github.com/busbar/busbar/pipeline/transport/kafka"
 	_ "github.com/busbar/busbar/pipeline/transport/natsjs"
+	_ "github.com/busbar/busbar/pipeline/transport/pulsar"
 	_ "github.com/busbar/busbar/sinks/clickhouse"
 	_ "github.com/busbar/busbar/sinks/http"
+	_ "github.com/busbar/busbar/sinks/pulsar"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".

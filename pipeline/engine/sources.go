@@ -9,10 +9,12 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/pipeline/transport"
 	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
 	kafkasrc "github.com/busbar/busbar/sources/kafka"
+	pulsarsrc "github.com/busbar/busbar/sources/pulsar"
 )
 
 // MetaPartitionKey is the metadata entry partitioned transports (kafka://)
@@ -26,7 +28,7 @@ func SourceDLQTopic(source string) string { return "busbar.dlq.source." + source
 // config, and the partition key of each bus.
 type sourceSet struct {
 	mu      sync.Mutex
-	running []*kafkasrc.Source
+	running []interface{ Close() error }   // kafka and pulsar sources
 	keys    map[string]func([]byte) string // bus -> its partition key
 }
 
@@ -47,9 +49,16 @@ func (e *Engine) startSources(ctx context.Context) error {
 			e.Shutdown(context.Background())
 			return fmt.Errorf("source %q: %w", s.Name, err)
 		}
-		o := kafkasrc.OptionsFromConfig(s)
-		o.Publisher, o.DeadLetters, o.Logger = e, sourceDLQ{e}, e.log
-		src, err := kafkasrc.Start(o)
+		var src interface{ Close() error }
+		var err error
+		switch s.Type {
+		case config.TypePulsar:
+			src, err = e.startPulsarSource(ctx, s)
+		default:
+			o := kafkasrc.OptionsFromConfig(s)
+			o.Publisher, o.DeadLetters, o.Logger = e, sourceDLQ{e}, e.log
+			src, err = kafkasrc.Start(o)
+		}
 		if err != nil {
 			e.Shutdown(context.Background())
 			return err
@@ -105,6 +114,41 @@ func (d sourceDLQ) DeadLetter(_ context.Context, source string, recs []kafkasrc.
 		if len(r.Key) > 0 {
 			m.Metadata.Set("kafka-key", string(r.Key))
 			m.Metadata.Set(MetaPartitionKey, string(r.Key))
+		}
+		msgs[i] = m
+	}
+	return d.e.pub.Publish(SourceDLQTopic(source), msgs...)
+}
+
+// startPulsarSource starts a pulsar source (sources/pulsar).
+func (e *Engine) startPulsarSource(ctx context.Context, s config.Source) (*pulsarsrc.Source, error) {
+	o, err := pulsarsrc.OptionsFromConfig(s)
+	if err != nil {
+		return nil, err
+	}
+	o.Publisher, o.DeadLetters, o.Logger = e, pulsarDLQ{e}, e.log
+	return pulsarsrc.Start(ctx, o)
+}
+
+// pulsarDLQ stores a pulsar source's dead messages on its dead-letter
+// topic: the payload as it was, where it came from and why in metadata.
+type pulsarDLQ struct{ e *Engine }
+
+func (d pulsarDLQ) DeadLetter(_ context.Context, source string, recs []pulsarsrc.DeadRecord) error {
+	msgs := make([]*message.Message, len(recs))
+	for i, r := range recs {
+		m := message.NewMessage(watermill.NewULID(), r.Value)
+		for k, v := range r.Properties {
+			m.Metadata.Set("pulsar-property-"+k, v)
+		}
+		m.Metadata.Set(pipeline.MetaReason, "invalid-record")
+		m.Metadata.Set(pipeline.MetaError, r.Reason)
+		m.Metadata.Set("busbar-source", source)
+		m.Metadata.Set("pulsar-topic", r.Topic)
+		m.Metadata.Set("pulsar-message-id", r.MessageID)
+		if r.Key != "" {
+			m.Metadata.Set("pulsar-key", r.Key)
+			m.Metadata.Set(MetaPartitionKey, r.Key)
 		}
 		msgs[i] = m
 	}
