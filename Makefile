@@ -25,7 +25,9 @@ run: build
 test:
 	./deployments/dev/test-deps.sh
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 20m ./...; s=$$?; ./deployments/dev/clickhouse.sh stop --if-started-for-tests; exit $$s
+	$(GO) test -race -count=1 -timeout 20m ./...; s=$$?; ./deployments/dev/clickhouse.sh stop --if-started-for-tests; \
+	 if [ -z "$$PULSAR_URL" ]; then echo "Pulsar integration: SKIPPED (set PULSAR_URL; see deployments/pulsar/README.md)"; \
+	 else echo "Pulsar integration: ran (PULSAR_URL is set)"; fi; exit $$s
 
 test-short:
 	$(GO) test -race -short -count=1 ./...
