@@ -41,6 +41,15 @@ func serverCPU(repo string) time.Duration {
 	return time.Duration(ut+st) * (time.Second / 100) // USER_HZ
 }
 
+// maxRSS is the peak resident memory of this process, in MiB.
+func maxRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss >> 10 // KiB on Linux
+}
+
 // loadAvg is the 1-minute load average.
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")

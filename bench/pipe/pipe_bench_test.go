@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -79,6 +80,7 @@ func BenchmarkPipe(b *testing.B) {
 				srv0 = serverCPU(repo)
 			}
 			load0, cpu0 := loadAvg(), selfCPU()
+			stopProfile := profile(b, c.dataType)
 			b.ResetTimer()
 			t0 := time.Now()
 			p, err := pipes.Start(context.Background(), pipes.Options{Pipe: cfg.Pipes[0], DeadLetters: dlq, Logger: log})
@@ -97,6 +99,7 @@ func BenchmarkPipe(b *testing.B) {
 			}
 			el := time.Since(t0)
 			b.StopTimer()
+			stopProfile()
 			cpu := selfCPU() - cpu0
 			srv := time.Duration(-1)
 			if srv0 >= 0 {
@@ -113,8 +116,28 @@ func BenchmarkPipe(b *testing.B) {
 			if srv >= 0 {
 				b.ReportMetric(float64(srv.Microseconds())/float64(want), "server-cpu-µs/row")
 			}
-			b.Logf("%d records, %d rows in %v; load average %s → %s", n, want, el.Round(time.Millisecond), load0, loadAvg())
+			b.Logf("%d records, %d rows in %v; load average %s → %s; peak RSS %d MiB", n, want, el.Round(time.Millisecond), load0, loadAvg(), maxRSS())
 		})
+	}
+}
+
+// profile writes a CPU profile of the measured part of a run of at least
+// 100,000 records to $PIPE_CPUPROFILE-<data type>, when that is set.
+func profile(b *testing.B, name string) func() {
+	path := os.Getenv("PIPE_CPUPROFILE")
+	if path == "" || b.N < 100_000 {
+		return func() {}
+	}
+	f, err := os.Create(path + "-" + name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 
