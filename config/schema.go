@@ -106,6 +106,9 @@ func buildSchema() []byte {
 	prop("Target", "method").Default = DefaultMethod
 	// Connections and destinations (connections.go).
 	prop("Connection", "name").Pattern = namePattern
+	prop("Pipe", "name").Pattern = namePattern
+	prop("PipeSource", "type").Enum = anys([]string{TypeKafka}) // pipes read Kafka only (pipes.go)
+	prop("KafkaSource", "session_timeout").Default = "45s"
 	prop("Destination", "name").Pattern = namePattern
 	prop("Connection", "type").Enum = anys(connTypes)
 	prop("Destination", "method").Enum = anys(methods)

@@ -46,13 +46,21 @@ func mountQuery(ctx context.Context, mux *http.ServeMux, cfg *config.Config, log
 }
 
 // eventsTableTarget is the first clickhouse target without a column
-// mapping, i.e. one writing busbar's events table.
+// mapping, i.e. one writing busbar's events table: a rule's, else a pipe's.
 func eventsTableTarget(cfg *config.Config) (config.Target, bool) {
+	writesEvents := func(t config.Target) bool {
+		return t.Type == config.TypeClickHouse && len(t.ClickHouse.Columns) == 0
+	}
 	for _, r := range cfg.Rules {
 		for _, t := range r.Targets {
-			if t.Type == config.TypeClickHouse && len(t.ClickHouse.Columns) == 0 {
+			if writesEvents(t) {
 				return t, true
 			}
+		}
+	}
+	for _, p := range cfg.Pipes {
+		if writesEvents(p.Target) {
+			return p.Target, true
 		}
 	}
 	return config.Target{}, false

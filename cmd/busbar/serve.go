@@ -120,7 +120,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, ready chan<- st
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("busbar is serving", "listen", ln.Addr().String(), "config", f.config, "transport", cfg.Redacted().Transport,
-		"data_dir", f.dataDir, "buses", len(cfg.Buses), "rules", len(cfg.Rules), "startup", time.Since(start).Round(time.Millisecond))
+		"data_dir", f.dataDir, "buses", len(cfg.Buses), "rules", len(cfg.Rules), "sources", len(cfg.Sources), "pipes", len(cfg.Pipes), "startup", time.Since(start).Round(time.Millisecond))
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
