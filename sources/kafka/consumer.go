@@ -15,6 +15,7 @@ import (
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
+	"github.com/busbar/busbar/sources/internal/cerecord"
 )
 
 // This file drives a topic without a bus, for pipes: a Consumer hands the
@@ -28,13 +29,13 @@ import (
 // Converter turns records into events the way a Source does: CloudEvents
 // as they are, other records through the mapping.
 type Converter struct {
-	m          *mapping
+	m          *cerecord.Mapping
 	lastSource atomic.Pointer[string] // the last source fastMapped found safe
 }
 
 // NewConverter compiles a mapping (nil: only CloudEvents are events).
 func NewConverter(m *config.SourceMapping) (*Converter, error) {
-	cm, err := compileMapping(m)
+	cm, err := cerecord.Compile(m)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/busbar/busbar/pipeline"
+	"github.com/busbar/busbar/sources/internal/cerecord"
 )
 
 // fastMapped is convert for the common case of a pipe's records — a plain
@@ -22,31 +23,31 @@ import (
 // with its own errors. TestFastMappedMatchesConvert holds the two together.
 func (c *Converter) fastMapped(r *kgo.Record, now time.Time) (pipeline.Record, bool) {
 	m := c.m
-	if m == nil || m.contentType != "" {
+	if m == nil || m.ContentType != "" {
 		return pipeline.Record{}, false
 	}
 	for _, h := range r.Headers {
-		if strings.EqualFold(h.Key, headerCT) || len(h.Key) >= 3 && strings.EqualFold(h.Key[:3], headerPrefix) {
+		if strings.EqualFold(h.Key, cerecord.KeyContentType) || len(h.Key) >= 3 && strings.EqualFold(h.Key[:3], cerecord.KeyPrefix) {
 			return pipeline.Record{}, false
 		}
 	}
 	v := r.Value
-	if len(v) == 0 || v[0] != '{' || looksLikeEvent(v) || !json.Valid(v) {
+	if len(v) == 0 || v[0] != '{' || cerecord.LooksLikeEvent(v) || !json.Valid(v) {
 		return pipeline.Record{}, false
 	}
-	src, ok := m.source.fastValue(v)
+	src, ok := fastValue(m.Source, v)
 	if !ok || src == "" || !c.sourceSafe(src) {
 		return pipeline.Record{}, false
 	}
-	typ, ok := m.typ.fastValue(v)
+	typ, ok := fastValue(m.Type, v)
 	if !ok || typ == "" {
 		return pipeline.Record{}, false
 	}
-	id, ok := m.id.fastValue(v)
+	id, ok := fastValue(m.ID, v)
 	if !ok {
 		return pipeline.Record{}, false
 	}
-	subject, ok := m.subject.fastValue(v)
+	subject, ok := fastValue(m.Subject, v)
 	if !ok {
 		return pipeline.Record{}, false
 	}
@@ -56,7 +57,7 @@ func (c *Converter) fastMapped(r *kgo.Record, now time.Time) (pipeline.Record, b
 			return pipeline.Record{}, false
 		}
 	}
-	ts, ok := m.time.fastValue(v)
+	ts, ok := fastValue(m.Time, v)
 	if !ok {
 		return pipeline.Record{}, false
 	}
@@ -112,11 +113,11 @@ func (c *Converter) fastMapped(r *kgo.Record, now time.Time) (pipeline.Record, b
 	return pipeline.Record{ID: id, Event: b, IngestTime: now}, true
 }
 
-// fastValue is value for fastMapped: ok is false when convert might treat
+// fastValue is Attr.Value for fastMapped: ok is false when convert might treat
 // the result differently (an error, or text the SDK would trim or
 // reject); "" means the attribute is absent.
-func (a attr) fastValue(v []byte) (string, bool) {
-	s, found, err := a.value(v, true)
+func fastValue(a cerecord.Attr, v []byte) (string, bool) {
+	s, found, err := a.Value(v, true, words)
 	if err != nil {
 		return "", false
 	}

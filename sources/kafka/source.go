@@ -14,6 +14,7 @@ import (
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
+	"github.com/busbar/busbar/sources/internal/cerecord"
 )
 
 // Publisher is where events go: the buses. The engine implements it (the
@@ -86,7 +87,7 @@ func ConnOf(brokers []string, clientID string, sasl *config.KafkaSASL, tls *conf
 type Source struct {
 	o       Options
 	log     *slog.Logger
-	mapping *mapping
+	mapping *cerecord.Mapping
 	cl      *kgo.Client
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -111,7 +112,7 @@ func Start(o Options) (*Source, error) {
 	if !o.Publisher.HasBus(o.Bus) {
 		return nil, fmt.Errorf("kafka source %q: bus %q does not exist", o.Name, o.Bus)
 	}
-	m, err := compileMapping(o.Mapping)
+	m, err := cerecord.Compile(o.Mapping)
 	if err != nil {
 		return nil, fmt.Errorf("kafka source %q: %w", o.Name, err)
 	}

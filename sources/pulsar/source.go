@@ -13,6 +13,7 @@ import (
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/pipeline/transport/pulsar/pclient"
+	"github.com/busbar/busbar/sources/internal/cerecord"
 )
 
 // Publisher is where events go: the buses. The engine implements it (the
@@ -82,7 +83,7 @@ var subTypes = map[string]pc.SubscriptionType{
 type Source struct {
 	o       Options
 	log     *slog.Logger
-	mapping *mapping
+	mapping *cerecord.Mapping
 	seekTo  time.Time // zero unless start is a time
 	client  pc.Client
 	cons    pc.Consumer
@@ -110,7 +111,7 @@ func Start(ctx context.Context, o Options) (*Source, error) {
 	if !ok {
 		return nil, fmt.Errorf("pulsar source %q: subscription type %q: use key_shared, shared, failover or exclusive", o.Name, o.SubscriptionType)
 	}
-	m, err := compileMapping(o.Mapping)
+	m, err := cerecord.Compile(o.Mapping)
 	if err != nil {
 		return nil, fmt.Errorf("pulsar source %q: %w", o.Name, err)
 	}
