@@ -2,21 +2,19 @@ package kafka
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 	"time"
 
-	"github.com/buger/jsonparser"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
 	"github.com/busbar/busbar/sinks"
+	"github.com/busbar/busbar/sinks/internal/cebinding"
 )
 
 func init() {
@@ -70,7 +68,7 @@ var codecs = map[string]kgo.CompressionCodec{
 // Sink produces events to Kafka.
 type Sink struct {
 	cl         *kgo.Client
-	topic      *topicTemplate
+	topic      *cebinding.Topic
 	key        func([]byte) string
 	structured bool
 	timeout    time.Duration
@@ -84,7 +82,7 @@ func New(o Options) (*Sink, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
-	tt, err := parseTopic(o.Topic)
+	tt, err := cebinding.ParseTopic("kafka", o.Topic, topicRE)
 	if err != nil {
 		return nil, err
 	}
@@ -147,9 +145,10 @@ func permanent(err error) bool {
 	return false
 }
 
-// record builds the Kafka record of a delivery.
+// record builds the Kafka record of a delivery: in binary mode the ce_
+// headers in the event's order, content-type last.
 func (s *Sink) record(d sinks.Delivery) (*kgo.Record, error) {
-	topic, err := s.topic.render(d.Event)
+	topic, err := s.topic.Render(d.Event)
 	if err != nil {
 		return nil, err
 	}
@@ -159,76 +158,22 @@ func (s *Sink) record(d sinks.Delivery) (*kgo.Record, error) {
 			rec.Key = []byte(k)
 		}
 	}
+	var ct string
 	if s.structured {
-		rec.Value = d.Event
-		ct := "application/cloudevents+json; charset=UTF-8"
-		if d.Body != nil {
-			rec.Value, ct = d.Body, d.ContentType
-		}
+		rec.Value, ct = cebinding.Structured(d)
 		rec.Headers = []kgo.RecordHeader{{Key: "content-type", Value: []byte(ct)}}
 		return rec, nil
 	}
-	// Binary mode: every attribute as a ce_ header, data as the value.
-	var data []byte
-	var dataType jsonparser.ValueType
-	var b64 string
-	ct := ""
-	err = jsonparser.ObjectEach(d.Event, func(k, v []byte, typ jsonparser.ValueType, _ int) error {
-		name := string(k)
-		switch name {
-		case "data":
-			data, dataType = v, typ
-			return nil
-		case "data_base64":
-			b64 = string(v)
-			return nil
-		case "datacontenttype":
-			ct = string(v)
-			return nil
-		}
-		val := v
-		if typ == jsonparser.String {
-			s, err := jsonparser.ParseString(v)
-			if err != nil {
-				return err
-			}
-			val = []byte(s)
-		}
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "ce_" + name, Value: val})
-		return nil
+	rec.Value, ct, err = cebinding.Binary(d, func(k string, v []byte) {
+		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: k, Value: v})
 	})
 	if err != nil {
-		return nil, fmt.Errorf("event is not a JSON object: %w", err)
-	}
-	switch {
-	case d.Body != nil:
-		rec.Value, ct = d.Body, d.ContentType
-	case b64 != "":
-		if rec.Value, err = base64.StdEncoding.DecodeString(b64); err != nil {
-			return nil, fmt.Errorf("data_base64: %w", err)
-		}
-	case dataType == jsonparser.String && !isJSONType(ct):
-		s, err := jsonparser.ParseString(data)
-		if err != nil {
-			return nil, err
-		}
-		rec.Value = []byte(s)
-	case data != nil:
-		rec.Value = data
-		if ct == "" {
-			ct = "application/json"
-		}
+		return nil, err
 	}
 	if ct != "" {
 		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: "content-type", Value: []byte(ct)})
 	}
 	return rec, nil
-}
-
-func isJSONType(ct string) bool {
-	media, _, _ := strings.Cut(ct, ";")
-	media = strings.TrimSpace(strings.ToLower(media))
-	return media == "" || media == "application/json" || strings.HasSuffix(media, "+json") || media == "text/json"
 }
 
 // Close flushes buffered records and closes the client.
@@ -240,58 +185,5 @@ func (s *Sink) Close() error {
 	return err
 }
 
-// topicTemplate is a topic with {$.json.path} placeholders.
-type topicTemplate struct {
-	parts []string   // literal text between placeholders
-	keys  [][]string // jsonparser keys of each placeholder
-}
-
-var placeholderRE = regexp.MustCompile(`\{(\$[^{}]*)\}`)
+// topicRE is a Kafka topic name.
 var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
-
-func parseTopic(t string) (*topicTemplate, error) {
-	if t == "" {
-		return nil, errors.New("kafka topic is missing")
-	}
-	tt := &topicTemplate{}
-	last := 0
-	for _, m := range placeholderRE.FindAllStringSubmatchIndex(t, -1) {
-		keys, err := kclient.PathKeys(t[m[2]:m[3]])
-		if err != nil {
-			return nil, fmt.Errorf("kafka topic %q: %w", t, err)
-		}
-		tt.parts = append(tt.parts, t[last:m[0]])
-		tt.keys = append(tt.keys, keys)
-		last = m[1]
-	}
-	tt.parts = append(tt.parts, t[last:])
-	return tt, nil
-}
-
-func (tt *topicTemplate) render(ev []byte) (string, error) {
-	if len(tt.keys) == 0 {
-		return tt.parts[0], nil
-	}
-	var b strings.Builder
-	for i, keys := range tt.keys {
-		b.WriteString(tt.parts[i])
-		v, typ, _, err := jsonparser.Get(ev, keys...)
-		if err != nil || typ == jsonparser.Null {
-			return "", fmt.Errorf("kafka topic: the event has no value at placeholder %d", i+1)
-		}
-		if typ == jsonparser.String {
-			s, err := jsonparser.ParseString(v)
-			if err != nil {
-				return "", err
-			}
-			v = []byte(s)
-		}
-		b.Write(v)
-	}
-	b.WriteString(tt.parts[len(tt.parts)-1])
-	topic := b.String()
-	if !topicRE.MatchString(topic) {
-		return "", fmt.Errorf("kafka topic %q from the event is not a valid topic name", topic)
-	}
-	return topic, nil
-}

@@ -2,22 +2,20 @@ package pulsar
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
-	"strings"
 	"sync"
 	"time"
 
 	pc "github.com/apache/pulsar-client-go/pulsar"
-	"github.com/buger/jsonparser"
 
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
 	"github.com/busbar/busbar/pipeline/transport/pulsar/pclient"
 	"github.com/busbar/busbar/sinks"
+	"github.com/busbar/busbar/sinks/internal/cebinding"
 )
 
 func init() {
@@ -69,7 +67,7 @@ func OptionsFromTarget(t config.Target) (Options, error) {
 type Sink struct {
 	o      Options
 	client pc.Client
-	topic  *topicTemplate
+	topic  *cebinding.Topic
 	key    func([]byte) string
 
 	mu        sync.Mutex
@@ -102,7 +100,7 @@ func New(o Options) (*Sink, error) {
 	if _, ok := pclient.Compressions[o.Compression]; !ok {
 		return nil, fmt.Errorf("pulsar compression %q: use none, lz4, zlib, zstd or snappy", o.Compression)
 	}
-	tt, err := parseTopic(o.Topic)
+	tt, err := cebinding.ParseTopic("pulsar", o.Topic, topicRE)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +189,7 @@ func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
 
 // message builds the topic and message of a delivery.
 func (s *Sink) message(d sinks.Delivery) (string, *pc.ProducerMessage, error) {
-	topic, err := s.topic.render(d.Event)
+	topic, err := s.topic.Render(d.Event)
 	if err != nil {
 		return "", nil, err
 	}
@@ -199,75 +197,20 @@ func (s *Sink) message(d sinks.Delivery) (string, *pc.ProducerMessage, error) {
 	if s.key != nil {
 		m.Key = s.key(d.Event)
 	}
+	var ct string
 	if s.o.Structured {
-		m.Payload = d.Event
-		ct := "application/cloudevents+json; charset=UTF-8"
-		if d.Body != nil {
-			m.Payload, ct = d.Body, d.ContentType
-		}
+		m.Payload, ct = cebinding.Structured(d)
 		m.Properties["content-type"] = ct
 		return topic, m, nil
 	}
-	// Binary mode: every attribute as a ce_ property, data as the payload.
-	var data []byte
-	var dataType jsonparser.ValueType
-	var b64, ct string
-	err = jsonparser.ObjectEach(d.Event, func(k, v []byte, typ jsonparser.ValueType, _ int) error {
-		name := string(k)
-		switch name {
-		case "data":
-			data, dataType = v, typ
-			return nil
-		case "data_base64":
-			b64 = string(v)
-			return nil
-		case "datacontenttype":
-			ct = string(v)
-			return nil
-		}
-		val := string(v)
-		if typ == jsonparser.String {
-			s, err := jsonparser.ParseString(v)
-			if err != nil {
-				return err
-			}
-			val = s
-		}
-		m.Properties["ce_"+name] = val
-		return nil
-	})
+	m.Payload, ct, err = cebinding.Binary(d, func(k, v string) { m.Properties[k] = v })
 	if err != nil {
-		return "", nil, fmt.Errorf("event is not a JSON object: %w", err)
-	}
-	switch {
-	case d.Body != nil:
-		m.Payload, ct = d.Body, d.ContentType
-	case b64 != "":
-		if m.Payload, err = base64.StdEncoding.DecodeString(b64); err != nil {
-			return "", nil, fmt.Errorf("data_base64: %w", err)
-		}
-	case dataType == jsonparser.String && !isJSONType(ct):
-		s, err := jsonparser.ParseString(data)
-		if err != nil {
-			return "", nil, err
-		}
-		m.Payload = []byte(s)
-	case data != nil:
-		m.Payload = data
-		if ct == "" {
-			ct = "application/json"
-		}
+		return "", nil, err
 	}
 	if ct != "" {
 		m.Properties["content-type"] = ct
 	}
 	return topic, m, nil
-}
-
-func isJSONType(ct string) bool {
-	media, _, _ := strings.Cut(ct, ";")
-	media = strings.TrimSpace(strings.ToLower(media))
-	return media == "" || media == "application/json" || strings.HasSuffix(media, "+json") || media == "text/json"
 }
 
 // Close waits for deliveries under way, flushes and closes the producers
@@ -295,60 +238,5 @@ func (s *Sink) Close() error {
 	return errors.Join(errs...)
 }
 
-// topicTemplate is a topic with {$.json.path} placeholders.
-type topicTemplate struct {
-	parts []string
-	keys  [][]string
-}
-
-var placeholderRE = regexp.MustCompile(`\{(\$[^{}]*)\}`)
-
 // topicRE is a Pulsar topic: a short name or a full one.
 var topicRE = regexp.MustCompile(`^((persistent|non-persistent)://[A-Za-z0-9_.=:-]+/[A-Za-z0-9_.=:-]+/)?[A-Za-z0-9_.=:-]{1,255}$`)
-
-func parseTopic(t string) (*topicTemplate, error) {
-	if t == "" {
-		return nil, errors.New("pulsar topic is missing")
-	}
-	tt := &topicTemplate{}
-	last := 0
-	for _, m := range placeholderRE.FindAllStringSubmatchIndex(t, -1) {
-		keys, err := kclient.PathKeys(t[m[2]:m[3]])
-		if err != nil {
-			return nil, fmt.Errorf("pulsar topic %q: %w", t, err)
-		}
-		tt.parts = append(tt.parts, t[last:m[0]])
-		tt.keys = append(tt.keys, keys)
-		last = m[1]
-	}
-	tt.parts = append(tt.parts, t[last:])
-	return tt, nil
-}
-
-func (tt *topicTemplate) render(ev []byte) (string, error) {
-	if len(tt.keys) == 0 {
-		return tt.parts[0], nil
-	}
-	var b strings.Builder
-	for i, keys := range tt.keys {
-		b.WriteString(tt.parts[i])
-		v, typ, _, err := jsonparser.Get(ev, keys...)
-		if err != nil || typ == jsonparser.Null {
-			return "", fmt.Errorf("pulsar topic: the event has no value at placeholder %d", i+1)
-		}
-		if typ == jsonparser.String {
-			s, err := jsonparser.ParseString(v)
-			if err != nil {
-				return "", err
-			}
-			v = []byte(s)
-		}
-		b.Write(v)
-	}
-	b.WriteString(tt.parts[len(tt.parts)-1])
-	topic := b.String()
-	if !topicRE.MatchString(topic) {
-		return "", fmt.Errorf("pulsar topic %q from the event is not a valid topic name", topic)
-	}
-	return topic, nil
-}
