@@ -188,6 +188,20 @@ func (v *validator) kafkaAuth(path string, sasl *KafkaSASL, tls *KafkaTLS) {
 	}
 }
 
+// topicTemplate reports, at path, each {$.json.path} placeholder of a
+// kafka or pulsar target's topic that is not a supported JSONPath, and
+// returns the topic with every placeholder as "x" for the broker's own
+// name check.
+func (v *validator) topicTemplate(path, topic string) string {
+	return topicPlaceholderRE.ReplaceAllStringFunc(topic, func(ph string) string {
+		jp := ph[1 : len(ph)-1]
+		if !jsonPathRE.MatchString(jp) {
+			v.add(path, "placeholder %s: %q is not a supported JSONPath (like $.source or $.data.region)", ph, jp)
+		}
+		return "x"
+	})
+}
+
 // kafkaTarget checks the kafka block of target t at path.
 func (v *validator) kafkaTarget(path string, t *Target) {
 	k := &t.Kafka
@@ -203,14 +217,7 @@ func (v *validator) kafkaTarget(path string, t *Target) {
 	case k.Topic == "":
 		v.add(p+".topic", "missing topic: a kafka target needs the topic it produces to (add topic: orders, or a template like audit.{$.source})")
 	default:
-		literal := topicPlaceholderRE.ReplaceAllStringFunc(k.Topic, func(ph string) string {
-			jp := ph[1 : len(ph)-1]
-			if !jsonPathRE.MatchString(jp) {
-				v.add(p+".topic", "placeholder %s: %q is not a supported JSONPath (like $.source or $.data.region)", ph, jp)
-			}
-			return "x"
-		})
-		if !kafkaTopicRE.MatchString(literal) {
+		if !kafkaTopicRE.MatchString(v.topicTemplate(p+".topic", k.Topic)) {
 			v.add(p+".topic", "%s is not a Kafka topic name: use letters, digits, '.', '_' and '-' (and {$.json.path} placeholders)", v.show(p+".topic", k.Topic))
 		}
 	}

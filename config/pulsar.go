@@ -151,14 +151,7 @@ func (v *validator) pulsarTarget(path string, t *Target) {
 	case k.Topic == "":
 		v.add(p+".topic", "missing topic: a pulsar target needs the topic it produces to (add topic: persistent://public/default/orders, or a template like audit-{$.source})")
 	default:
-		literal := topicPlaceholderRE.ReplaceAllStringFunc(k.Topic, func(ph string) string {
-			jp := ph[1 : len(ph)-1]
-			if !jsonPathRE.MatchString(jp) {
-				v.add(p+".topic", "placeholder %s: %q is not a supported JSONPath (like $.source or $.data.region)", ph, jp)
-			}
-			return "x"
-		})
-		if !pulsarTopicRE.MatchString(literal) {
+		if !pulsarTopicRE.MatchString(v.topicTemplate(p+".topic", k.Topic)) {
 			v.add(p+".topic", "%s is not a Pulsar topic: write persistent://tenant/namespace/name or a short name (and {$.json.path} placeholders)", v.show(p+".topic", k.Topic))
 		}
 	}
