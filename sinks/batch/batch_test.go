@@ -282,9 +282,21 @@ func TestBackpressure(t *testing.T) {
 	}
 	close(release)
 	waitAll(t, ts)
-	b.Flush()
-	if err := <-got; err != nil {
-		t.Fatal(err)
+	// Add(6) gets in once capacity frees, which may be after this point:
+	// flush until its batch has gone, instead of racing it with one Flush.
+	deadline := time.After(10 * time.Second)
+	for {
+		b.Flush()
+		select {
+		case err := <-got:
+			if err != nil {
+				t.Fatal(err)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("Add never completed after capacity was freed")
+		}
 	}
 }
 
