@@ -32,6 +32,8 @@ type report struct {
 	logWarn, logErr    int
 	logSample          []string
 
+	queues *queueWatch // -queues
+
 	// machine-wide CPU over the measurement (send + drain)
 	machineBusy, machineWall time.Duration
 	othersCPU                time.Duration // machineBusy − busbar − generator − receiver
@@ -111,9 +113,21 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "delivery:    %d unique events delivered (%s) in %s = %s events/s; backlog when sending stopped %d\n",
 		r.final.Unique, drained, deliverWall.Round(time.Millisecond), thousands(delRate), backlog)
+	if tail := time.Duration(r.final.Last - p.end.UnixNano()); backlog*100 > int64(acc) && tail > 0 {
+		during := float64(r.atSendEnd.Unique) / sendWall.Seconds()
+		fmt.Fprintf(w, "             while sending %s events/s delivered; the backlog then drained at %s events/s (%s)\n",
+			thousands(during), thousands(float64(int64(r.final.Unique)-int64(r.atSendEnd.Unique))/tail.Seconds()), tail.Round(time.Millisecond))
+	}
 	fmt.Fprintf(w, "             duplicates %d, missing %d, bad requests %d, unknown ids %d\n", r.final.Dups, missing, r.final.Bad, r.final.Unknown)
 	fmt.Fprintf(w, "             end-to-end latency p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n",
 		ms(e2e.quantile(.5)), ms(e2e.quantile(.9)), ms(e2e.quantile(.99)), ms(e2e.quantile(.999)), ms(e2e.maxValue()))
+	if q := r.queues; q != nil {
+		q.mu.Lock()
+		peak := q.peak
+		q.mu.Unlock()
+		fmt.Fprintf(w, "queues:      unacked per consumer when sending stopped: %s\n", q.line(q.atEnd))
+		fmt.Fprintf(w, "             peak: %s\n", q.line(peak))
+	}
 	fmt.Fprintf(w, "cpu:         busbar %.0f%% of one core until all delivered (%.0f%% while sending), %.1f µs CPU per event; generator %.0f%%; receiver %.0f%%\n",
 		r.busPct, r.busPctSend, usPerEvent, r.genPct, r.recvPct)
 	others := r.othersPct()
@@ -157,11 +171,14 @@ func (r *report) print(w io.Writer) {
 // during a measurement above which its figures are suspect.
 const busyThreshold = 10
 
+// othersPct is the CPU other processes used during the measurement, in %
+// of one core. It includes kernel threads working for busbar (block I/O
+// with sync=always), and /proc's 10 ms ticks make it ±1–2 %.
 func (r *report) othersPct() float64 {
 	if r.machineWall <= 0 {
 		return 0
 	}
-	return 100 * r.othersCPU.Seconds() / r.machineWall.Seconds()
+	return max(0, 100*r.othersCPU.Seconds()/r.machineWall.Seconds())
 }
 
 func (r *report) acceptedRate() float64 {
