@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline"
@@ -440,29 +439,13 @@ func (c *Consumer) commitDirty(ctx context.Context, why string) {
 
 // commitSync commits offsets of the topic and reports success.
 func (c *Consumer) commitSync(ctx context.Context, offsets map[int32]kgo.EpochOffset, why string) bool {
-	if len(offsets) == 0 {
-		return true
+	if err := kclient.CommitSync(ctx, c.cl, c.o.Topic, offsets); err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("kafka offset commit failed; settled records may be read again", "when", why, "error", err)
+		}
+		return false
 	}
-	ok := true
-	c.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{c.o.Topic: offsets},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			if err == nil {
-				for _, t := range resp.Topics {
-					for _, p := range t.Partitions {
-						if p.ErrorCode != 0 {
-							err = fmt.Errorf("partition %d: error code %d", p.Partition, p.ErrorCode)
-						}
-					}
-				}
-			}
-			if err != nil {
-				ok = false
-				if ctx.Err() == nil {
-					c.log.Warn("kafka offset commit failed; settled records may be read again", "when", why, "error", err)
-				}
-			}
-		})
-	return ok
+	return true
 }
 
 // Stop stops polling and returns once no handler call is running; records

@@ -11,9 +11,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/busbar/busbar/pipeline/transport"
+	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
 )
 
 // Subscriber is the franz-go subscriber of one busbar consumer group. Each
@@ -546,29 +546,13 @@ func (sub *subscription) commitDirty(ctx context.Context, why string) {
 
 // commitSync commits offsets of sub's topic and reports success.
 func (sub *subscription) commitSync(ctx context.Context, offsets map[int32]kgo.EpochOffset, why string) bool {
-	if len(offsets) == 0 {
-		return true
+	if err := kclient.CommitSync(ctx, sub.cl, sub.kt, offsets); err != nil {
+		if ctx.Err() == nil {
+			sub.log.Warn("kafka offset commit failed; acked messages may be delivered again", "when", why, "error", err)
+		}
+		return false
 	}
-	ok := true
-	sub.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{sub.kt: offsets},
-		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-			if err == nil {
-				for _, t := range resp.Topics {
-					for _, p := range t.Partitions {
-						if p.ErrorCode != 0 {
-							err = fmt.Errorf("partition %d: error code %d", p.Partition, p.ErrorCode)
-						}
-					}
-				}
-			}
-			if err != nil {
-				ok = false
-				if ctx.Err() == nil {
-					sub.log.Warn("kafka offset commit failed; acked messages may be delivered again", "when", why, "error", err)
-				}
-			}
-		})
-	return ok
+	return true
 }
 
 // close drains: stop fetching and handing out, wait up to DrainTimeout for
