@@ -120,44 +120,11 @@ func (v *validator) sources(srcs []Source, buses map[string]string) {
 		}
 		v.busRef(p+".bus", s.Bus, buses)
 		if s.Type == TypeKafka {
-			k := &s.Kafka
-			kp := p + ".kafka"
-			v.brokers(kp+".brokers", k.Brokers)
-			if k.Topic == "" {
-				v.add(kp+".topic", "missing topic: a kafka source needs the topic it reads (add topic: orders)")
-			} else if !kafkaTopicRE.MatchString(k.Topic) {
-				v.add(kp+".topic", "%s is not a Kafka topic name: use letters, digits, '.', '_' and '-', at most 249 characters", v.show(kp+".topic", k.Topic))
-			}
-			switch k.Start {
-			case "", KafkaStartOldest, KafkaStartNewest:
-			default:
-				if _, err := time.Parse(time.RFC3339, k.Start); err != nil {
-					v.add(kp+".start", "%s is not a start position (use \"earliest\", \"latest\" or an RFC 3339 time like 2026-01-02T15:04:05Z)", v.show(kp+".start", k.Start))
-				}
-			}
-			v.kafkaAuth(kp, k.SASL, k.TLS)
+			v.kafkaSource(p+".kafka", &s.Kafka)
 		} else if v.written(p + ".kafka") {
 			v.add(p+".kafka", "kafka: applies to sources of type kafka only; remove it or set type: kafka")
 		}
-		if m := s.Mapping; m != nil {
-			mp := p + ".mapping"
-			if m.Source == "" {
-				v.add(mp+".source", "missing source: the mapping needs the events' source (a constant like erp.sap, or a JSONPath like $.origin)")
-			}
-			if m.Type == "" {
-				v.add(mp+".type", "missing type: the mapping needs the events' type (a constant like order.created, or a JSONPath like $.kind)")
-			}
-			for _, f := range []struct{ name, val string }{{"id", m.ID}, {"source", m.Source}, {"type", m.Type}, {"subject", m.Subject}, {"time", m.Time}} {
-				if strings.HasPrefix(f.val, "$") && !jsonPathRE.MatchString(f.val) {
-					v.add(mp+"."+f.name, "%s is not a supported JSONPath: start with $ and use .name, ['name'] and [index], like $.header.origin", v.show(mp+"."+f.name, f.val))
-				}
-			}
-			if m.Time != "" && !strings.HasPrefix(m.Time, "$") {
-				if _, err := time.Parse(time.RFC3339, m.Time); err != nil {
-					v.add(mp+".time", "%s is neither a JSONPath nor an RFC 3339 time", v.show(mp+".time", m.Time))
-				}
-			}
-		}
+		v.sourceMapping(p+".mapping", s.Mapping)
 	}
 }
 
@@ -238,4 +205,47 @@ func (v *validator) kafkaTarget(path string, t *Target) {
 		v.add(p+".batch_max_bytes", "%d is out of range: use 1024 to 67108864, or leave it out for the default 1000000", k.BatchMaxBytes)
 	}
 	v.kafkaAuth(p, k.SASL, k.TLS)
+}
+
+// kafkaSource checks what a kafka source reads, for sources and pipes alike.
+func (v *validator) kafkaSource(kp string, k *KafkaSource) {
+	v.brokers(kp+".brokers", k.Brokers)
+	if k.Topic == "" {
+		v.add(kp+".topic", "missing topic: a kafka source needs the topic it reads (add topic: orders)")
+	} else if !kafkaTopicRE.MatchString(k.Topic) {
+		v.add(kp+".topic", "%s is not a Kafka topic name: use letters, digits, '.', '_' and '-', at most 249 characters", v.show(kp+".topic", k.Topic))
+	}
+	switch k.Start {
+	case "", KafkaStartOldest, KafkaStartNewest:
+	default:
+		if _, err := time.Parse(time.RFC3339, k.Start); err != nil {
+			v.add(kp+".start", "%s is not a start position (use \"earliest\", \"latest\" or an RFC 3339 time like 2026-01-02T15:04:05Z)", v.show(kp+".start", k.Start))
+		}
+	}
+	v.durationField(kp+".session_timeout", "KafkaSource.session_timeout", k.SessionTimeout, DefaultKafkaSessionTimeout)
+	v.kafkaAuth(kp, k.SASL, k.TLS)
+}
+
+// sourceMapping checks how records that are not CloudEvents become events,
+// for sources and pipes alike. A nil mapping is fine.
+func (v *validator) sourceMapping(mp string, m *SourceMapping) {
+	if m == nil {
+		return
+	}
+	if m.Source == "" {
+		v.add(mp+".source", "missing source: the mapping needs the events' source (a constant like erp.sap, or a JSONPath like $.origin)")
+	}
+	if m.Type == "" {
+		v.add(mp+".type", "missing type: the mapping needs the events' type (a constant like order.created, or a JSONPath like $.kind)")
+	}
+	for _, f := range []struct{ name, val string }{{"id", m.ID}, {"source", m.Source}, {"type", m.Type}, {"subject", m.Subject}, {"time", m.Time}} {
+		if strings.HasPrefix(f.val, "$") && !jsonPathRE.MatchString(f.val) {
+			v.add(mp+"."+f.name, "%s is not a supported JSONPath: start with $ and use .name, ['name'] and [index], like $.header.origin", v.show(mp+"."+f.name, f.val))
+		}
+	}
+	if m.Time != "" && !strings.HasPrefix(m.Time, "$") {
+		if _, err := time.Parse(time.RFC3339, m.Time); err != nil {
+			v.add(mp+".time", "%s is neither a JSONPath nor an RFC 3339 time", v.show(mp+".time", m.Time))
+		}
+	}
 }

@@ -16,15 +16,6 @@ import (
 // of kafka sources and pipes.
 const DefaultKafkaSessionTimeout = 45 * time.Second
 
-// sessionTimeouts checks the session_timeout of kafka sources (pipes check
-// theirs with the rest of their source).
-func (v *validator) sessionTimeouts(srcs []Source) {
-	for i := range srcs {
-		p := fmt.Sprintf("sources[%d].kafka.session_timeout", i)
-		v.durationField(p, "KafkaSource.session_timeout", srcs[i].Kafka.SessionTimeout, DefaultKafkaSessionTimeout)
-	}
-}
-
 // PipeGroup is the consumer group of a pipe's kafka source: group, or
 // "busbar.pipe.<name>".
 func (p *Pipe) PipeGroup() string {
@@ -167,44 +158,9 @@ func (v *validator) pipeSource(path string, s *PipeSource) {
 			v.add(kp, "kafka: applies to sources of type kafka only; remove it or set type: kafka")
 		}
 	} else {
-		k := &s.Kafka
-		v.brokers(kp+".brokers", k.Brokers)
-		if k.Topic == "" {
-			v.add(kp+".topic", "missing topic: a kafka source needs the topic it reads (add topic: orders)")
-		} else if !kafkaTopicRE.MatchString(k.Topic) {
-			v.add(kp+".topic", "%s is not a Kafka topic name: use letters, digits, '.', '_' and '-', at most 249 characters", v.show(kp+".topic", k.Topic))
-		}
-		switch k.Start {
-		case "", KafkaStartOldest, KafkaStartNewest:
-		default:
-			if _, err := time.Parse(time.RFC3339, k.Start); err != nil {
-				v.add(kp+".start", "%s is not a start position (use \"earliest\", \"latest\" or an RFC 3339 time like 2026-01-02T15:04:05Z)", v.show(kp+".start", k.Start))
-			}
-		}
-		v.durationField(kp+".session_timeout", "KafkaSource.session_timeout", k.SessionTimeout, DefaultKafkaSessionTimeout)
-		v.kafkaAuth(kp, k.SASL, k.TLS)
+		v.kafkaSource(kp, &s.Kafka)
 	}
-	m := s.Mapping
-	if m == nil {
-		return
-	}
-	mp := path + ".mapping"
-	if m.Source == "" {
-		v.add(mp+".source", "missing source: the mapping needs the events' source (a constant like erp.sap, or a JSONPath like $.origin)")
-	}
-	if m.Type == "" {
-		v.add(mp+".type", "missing type: the mapping needs the events' type (a constant like order.created, or a JSONPath like $.kind)")
-	}
-	for _, f := range []struct{ name, val string }{{"id", m.ID}, {"source", m.Source}, {"type", m.Type}, {"subject", m.Subject}, {"time", m.Time}} {
-		if strings.HasPrefix(f.val, "$") && !jsonPathRE.MatchString(f.val) {
-			v.add(mp+"."+f.name, "%s is not a supported JSONPath: start with $ and use .name, ['name'] and [index], like $.header.origin", v.show(mp+"."+f.name, f.val))
-		}
-	}
-	if m.Time != "" && !strings.HasPrefix(m.Time, "$") {
-		if _, err := time.Parse(time.RFC3339, m.Time); err != nil {
-			v.add(mp+".time", "%s is neither a JSONPath nor an RFC 3339 time", v.show(mp+".time", m.Time))
-		}
-	}
+	v.sourceMapping(path+".mapping", s.Mapping)
 }
 
 func (v *validator) pipeTarget(path string, t *Target) {

@@ -165,7 +165,6 @@ func (v *validator) config(c *Config) {
 	v.sources(c.Sources, buses)
 	v.pulsarSources(c)
 	v.pipes(c.Pipes)
-	v.sessionTimeouts(c.Sources)
 
 	rules := map[string]string{}
 	for i := range c.Rules {
