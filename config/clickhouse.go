@@ -58,11 +58,17 @@ func (c *ClickHouse) DataColumnType() string {
 	return c.DataType
 }
 
-func (v *validator) batch(path string, b *Batch) {
-	v.intField(path+".max_rows", "Batch.max_rows", int64(b.MaxRows), DefaultBatchMaxRows)
-	v.intField(path+".max_bytes", "Batch.max_bytes", b.MaxBytes, DefaultBatchMaxBytes)
-	v.durationField(path+".max_wait", "Batch.max_wait", b.MaxWait, DefaultBatchMaxWait)
-	v.intField(path+".max_in_flight", "Batch.max_in_flight", int64(b.MaxInFlight), DefaultBatchMaxInFlight)
+// batch checks the limits of a batch; http names an http target's batch,
+// whose defaults differ.
+func (v *validator) batch(path string, b *Batch, http bool) {
+	rows, bytes, wait, inFlight := int64(DefaultBatchMaxRows), int64(DefaultBatchMaxBytes), DefaultBatchMaxWait, int64(DefaultBatchMaxInFlight)
+	if http {
+		rows, bytes, wait, inFlight = DefaultHTTPBatchMaxRows, DefaultHTTPBatchMaxBytes, DefaultHTTPBatchMaxWait, DefaultHTTPBatchMaxInFlight
+	}
+	v.intField(path+".max_rows", "Batch.max_rows", int64(b.MaxRows), rows)
+	v.intField(path+".max_bytes", "Batch.max_bytes", b.MaxBytes, bytes)
+	v.durationField(path+".max_wait", "Batch.max_wait", b.MaxWait, wait)
+	v.intField(path+".max_in_flight", "Batch.max_in_flight", int64(b.MaxInFlight), inFlight)
 }
 
 // clickhouse checks the clickhouse block of target t at path.
@@ -143,14 +149,15 @@ func firstLine(s string) string {
 }
 
 // MaxBatchingConcurrency caps the concurrency of batching targets
-// (clickhouse), whose batches fill only from events in delivery.
+// (clickhouse, http with batch), whose batches fill only from events in
+// delivery.
 const MaxBatchingConcurrency = 100_000
 
-func (v *validator) batchingConcurrency(path string, n int) {
+func (v *validator) batchingConcurrency(path string, n, def int, why string) {
 	if n == 0 && !v.written(path) {
 		return
 	}
 	if n < 1 || n > MaxBatchingConcurrency {
-		v.add(path, "%d is out of range: use 1 to %d, or leave it out for the default %d (a clickhouse target batches the events in delivery, so give it thousands)", n, MaxBatchingConcurrency, DefaultClickHouseConcurrency)
+		v.add(path, "%d is out of range: use 1 to %d, or leave it out for the default %d (%s)", n, MaxBatchingConcurrency, def, why)
 	}
 }

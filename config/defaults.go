@@ -89,6 +89,7 @@ func (t *Target) applyDefaults() {
 	if t.Retry.MaxInterval == 0 {
 		t.Retry.MaxInterval = Duration(DefaultMaxInterval)
 	}
+	t.applyHTTPBatchDefaults()
 	if t.Concurrency == 0 {
 		t.Concurrency = DefaultConcurrency
 		if t.Type == TypeClickHouse {

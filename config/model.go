@@ -153,11 +153,15 @@ type Target struct {
 	Retry Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// Concurrency is how many events of this target may be in delivery at
 	// once: 1 to 1024 (default 16). 1 keeps strict order. Batching sinks
-	// fill a batch only from events in delivery: clickhouse targets take 1
-	// to 100000 (default 10000).
+	// fill a batch only from events in delivery: clickhouse targets and
+	// http targets with batch take 1 to 100000 (default 10000 for
+	// clickhouse; batch.max_rows × batch.max_in_flight, at most 10000, for
+	// http).
 	Concurrency int `yaml:"concurrency,omitempty" json:"concurrency,omitempty"`
-	// Batch groups events into bulk writes, for sinks that write in bulk
-	// (clickhouse).
+	// Batch groups events into bulk writes: the inserts of a clickhouse
+	// target; for an http target (opt-in), one POST per batch in CloudEvents
+	// batch mode, or a JSON array of the transformed bodies (see
+	// docs/targets.md); the batches of a pipe.
 	Batch Batch `yaml:"batch,omitempty" json:"batch,omitzero"`
 	// ClickHouse says where and how a clickhouse target stores events
 	// (required for type clickhouse).
@@ -171,19 +175,25 @@ type Target struct {
 
 	// dest is the destination Destination names, linked by ApplyDefaults.
 	dest *Destination
+	// pipe marks the target of a pipe, set by ApplyDefaults: its batch
+	// shapes the pipe's batches, not the sink's requests.
+	pipe bool
 }
 
 // Batch bounds the bulk writes of a batching sink. A batch is written when
 // it reaches max_rows or max_bytes, or max_wait after its first event, or
-// when every event in delivery is waiting for it.
+// when every event in delivery is waiting for it. An http target's
+// defaults differ: max_rows 100, max_bytes 1 MiB, max_wait 10ms,
+// max_in_flight 4.
 type Batch struct {
-	// MaxRows is the most events in one write: 1 to 1000000 (default 50000).
+	// MaxRows is the most events in one write: 1 to 1000000 (default 50000;
+	// 100 for http targets).
 	MaxRows int `yaml:"max_rows,omitempty" json:"max_rows,omitempty"`
 	// MaxBytes is the most bytes of events in one write: 1024 to 1 GiB
-	// (default 16777216, 16 MiB).
+	// (default 16777216, 16 MiB; 1048576, 1 MiB, for http targets).
 	MaxBytes int64 `yaml:"max_bytes,omitempty" json:"max_bytes,omitempty"`
 	// MaxWait is how long the first event of a batch waits for more: 1ms to
-	// 1h (default 1s).
+	// 1h (default 1s; 10ms for http targets).
 	MaxWait Duration `yaml:"max_wait,omitempty" json:"max_wait,omitempty"`
 	// MaxInFlight is how many writes may run at once: 1 to 64 (default 4).
 	MaxInFlight int `yaml:"max_in_flight,omitempty" json:"max_in_flight,omitempty"`

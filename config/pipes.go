@@ -46,6 +46,7 @@ func (c *Config) applyPipeDefaults() {
 		tmp := Config{Rules: []Rule{{Targets: []Target{p.Target}}}}
 		tmp.applyKafkaDefaults()
 		t := tmp.Rules[0].Targets[0]
+		t.pipe = true
 		t.applyDefaults()
 		t.Retry.MaxAttempts, t.Retry.MaxEventAge = keep.MaxAttempts, keep.MaxEventAge
 		if t.Type == TypeClickHouse {
@@ -60,7 +61,7 @@ func (c *Config) applyPipeDefaults() {
 func (c *Config) linkPipes() {
 	for i := range c.Pipes {
 		t := &c.Pipes[i].Target
-		t.dest = nil
+		t.dest, t.pipe = nil, true
 		for j := range c.Destinations {
 			if c.Destinations[j].Name == t.Destination {
 				t.dest = &c.Destinations[j]
@@ -171,7 +172,9 @@ func (v *validator) pipeTarget(path string, t *Target) {
 	if t.ID != "" {
 		v.name(path+".id", "target id", t.ID)
 	}
+	v.inPipe = true
 	v.target(path, t)
+	v.inPipe = false
 	pipe := strings.TrimSuffix(path, ".target")
 	if t.Transform != nil {
 		v.add(path+".transform", "a pipe's transform belongs to the pipe: move it up to %s.transform", pipe)

@@ -78,6 +78,7 @@ type validator struct {
 	src       []byte                // the file, to place errors inside values
 	errs      ErrorList
 	dests     map[string]*Destination // declared destinations, by name
+	inPipe    bool                    // checking a pipe's target
 }
 
 // at is where path is in the file, or where its closest present parent is.
@@ -195,6 +196,7 @@ func (v *validator) config(c *Config) {
 				}
 			}
 			v.target(tp, t)
+			v.httpBatch(tp, t)
 		}
 	}
 }
@@ -386,12 +388,16 @@ func (v *validator) target(path string, t *Target) {
 	v.headers(path+".headers", t.Headers)
 	v.transform(path+".transform", t.Transform)
 	v.durationField(path+".timeout", "Target.timeout", t.Timeout, DefaultTimeout)
-	if t.Type == TypeClickHouse {
-		v.batchingConcurrency(path+".concurrency", t.Concurrency)
-	} else {
+	switch {
+	case t.Type == TypeClickHouse:
+		v.batchingConcurrency(path+".concurrency", t.Concurrency, DefaultClickHouseConcurrency, "a clickhouse target batches the events in delivery, so give it thousands")
+	case t.Type == TypeHTTP && t.Batch != (Batch{}) && !v.inPipe:
+		v.batchingConcurrency(path+".concurrency", t.Concurrency, HTTPBatchConcurrency(orInt(t.Batch.MaxRows, DefaultHTTPBatchMaxRows), orInt(t.Batch.MaxInFlight, DefaultHTTPBatchMaxInFlight)),
+			"an http target with batch fills its batches from the events in delivery, so give it at least batch.max_rows × batch.max_in_flight")
+	default:
 		v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), DefaultConcurrency)
 	}
-	v.batch(path+".batch", &t.Batch)
+	v.batch(path+".batch", &t.Batch, t.Type == TypeHTTP && !v.inPipe)
 	v.clickhouse(path, t)
 	v.kafkaTarget(path, t)
 	v.pulsarTarget(path, t)
