@@ -3,6 +3,7 @@ package reshape
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"sync"
@@ -105,18 +106,28 @@ func (e *exprError) Error() string { return e.Msg }
 
 type exprProgram struct {
 	prog *vm.Program
-	// What the expression reads: the string attributes, time, data,
-	// extensions.
-	useAttributes, useTime, useData, useExtensions bool
-	// attrs names the attributes read; fill stops once it has them all
-	// (unless extensions are read, which takes every member).
-	attrs map[string]bool
+	// attrs are the attributes the expression reads (data and time
+	// included); fill stops once it has them all, unless extensions are
+	// read, which takes every member.
+	attrs         attrSet
+	useExtensions bool
 	// data says which parts of data to decode: nil means all of it.
 	data *dataNode
 	// chains, when set, replaced every use of data: chain i's value is
 	// read at the trie's variable i and goes to Vars' hidden field i.
 	chains *trieNode
 	nChain int
+	// fields, when set, are the keys of the map literal the expression
+	// is: it was compiled into the list of its values, in the order
+	// written, so that no map is built; fields say, sorted by key, where
+	// each value is in the list.
+	fields []field
+}
+
+// field is a member of a map literal at the root of an expression.
+type field struct {
+	key   []byte // the key, as JSON, and a colon
+	value int    // its value's index in the list the program returns
 }
 
 // dataNode is a tree of the member chains an expression reads from data
@@ -147,7 +158,7 @@ func compileExpr(src string) (*exprProgram, error) {
 	var chains [][]string
 	p.data, chains = analyse(prog.Node(), uses)
 	if p.data != nil && len(chains) > 0 && len(chains) <= maxChains {
-		if patched, err := compileChains(src, chains); err == nil {
+		if patched, err := recompile(src, chainPatcher(chains)); err == nil {
 			p.prog = patched
 			p.chains, p.nChain = &trieNode{}, len(chains)
 			for i, c := range chains {
@@ -159,17 +170,92 @@ func compileExpr(src string) (*exprProgram, error) {
 			}
 		}
 	}
-	p.useTime, p.useData, p.useExtensions = uses["time"], uses["data"], uses["extensions"]
-	p.attrs = map[string]bool{}
-	for _, a := range []string{"specversion", "id", "source", "type", "subject", "datacontenttype", "dataschema", "time", "data"} {
-		if uses[a] {
-			p.attrs[a] = true
+	if fields, lp := literalFields(prog.Node()); fields != nil {
+		patchers := []ast.Visitor{lp}
+		if p.chains != nil {
+			patchers = append(patchers, chainPatcher(chains))
+		}
+		if patched, err := recompile(src, patchers...); err == nil {
+			if _, ok := patched.Node().(*ast.ArrayNode); ok {
+				p.prog, p.fields = patched, fields
+			}
 		}
 	}
-	for _, a := range []string{"specversion", "id", "source", "type", "subject", "datacontenttype", "dataschema"} {
-		p.useAttributes = p.useAttributes || uses[a]
+	p.useExtensions = uses["extensions"]
+	for name, a := range attrNames {
+		if uses[name] {
+			p.attrs |= a
+		}
 	}
 	return p, nil
+}
+
+// attrSet is a set of the top-level attributes Vars has a field for.
+type attrSet uint16
+
+const (
+	attrSpecVersion attrSet = 1 << iota
+	attrID
+	attrSource
+	attrType
+	attrSubject
+	attrDataContentType
+	attrDataSchema
+	attrTime
+	attrData
+)
+
+var attrNames = map[string]attrSet{
+	"specversion": attrSpecVersion, "id": attrID, "source": attrSource, "type": attrType,
+	"subject": attrSubject, "datacontenttype": attrDataContentType, "dataschema": attrDataSchema,
+	"time": attrTime, "data": attrData,
+}
+
+// attrOf returns the attribute named key, 0 for any other member.
+func attrOf(key []byte) attrSet {
+	switch string(key) {
+	case "specversion":
+		return attrSpecVersion
+	case "id":
+		return attrID
+	case "source":
+		return attrSource
+	case "type":
+		return attrType
+	case "subject":
+		return attrSubject
+	case "datacontenttype":
+		return attrDataContentType
+	case "dataschema":
+		return attrDataSchema
+	case "time":
+		return attrTime
+	case "data":
+		return attrData
+	}
+	return 0
+}
+
+// str returns the field of v holding the string attribute a, nil for
+// others.
+func (v *Vars) str(a attrSet) *string {
+	switch a {
+	case attrSpecVersion:
+		return &v.SpecVersion
+	case attrID:
+		return &v.ID
+	case attrSource:
+		return &v.Source
+	case attrType:
+		return &v.Type
+	case attrSubject:
+		return &v.Subject
+	case attrDataContentType:
+		return &v.DataContentType
+	case attrDataSchema:
+		return &v.DataSchema
+	}
+	return nil
 }
 
 // analyse records which variables node reads and returns the parts of data
@@ -227,20 +313,28 @@ func analyse(node ast.Node, uses map[string]bool) (*dataNode, [][]string) {
 	return root, chains
 }
 
-// compileChains compiles src again with each member chain of data that
-// reads a leaf of chains replaced by the hidden variable holding it.
-func compileChains(src string, chains [][]string) (*vm.Program, error) {
+// recompile compiles src again with patchers applied.
+func recompile(src string, patchers ...ast.Visitor) (*vm.Program, error) {
+	opts := slices.Clip(exprOptions)
+	for _, v := range patchers {
+		opts = append(opts, expr.Patch(v))
+	}
+	return expr.Compile(src, opts...)
+}
+
+// chainPatcher replaces each member chain of data that reads a leaf of
+// chains by the hidden variable holding it.
+func chainPatcher(chains [][]string) *chainPatch {
 	index := map[string]int{}
 	for i, c := range chains {
 		index[strings.Join(c, "\x00")] = i
 	}
-	opts := append(slices.Clip(exprOptions), expr.Patch(&chainPatcher{index: index}))
-	return expr.Compile(src, opts...)
+	return &chainPatch{index: index}
 }
 
-type chainPatcher struct{ index map[string]int }
+type chainPatch struct{ index map[string]int }
 
-func (p *chainPatcher) Visit(n *ast.Node) {
+func (p *chainPatch) Visit(n *ast.Node) {
 	m, ok := (*n).(*ast.MemberNode)
 	if !ok {
 		return
@@ -252,6 +346,54 @@ func (p *chainPatcher) Visit(n *ast.Node) {
 	if i, ok := p.index[strings.Join(names, "\x00")]; ok {
 		ast.Patch(n, &ast.IdentifierNode{Value: fmt.Sprintf("__data%d", i)})
 	}
+}
+
+// literalFields returns, when root is a map literal with constant,
+// distinct keys, its fields sorted by key and the patcher that turns it into
+// the list of its values.
+func literalFields(root ast.Node) ([]field, ast.Visitor) {
+	m, ok := root.(*ast.MapNode)
+	if !ok {
+		return nil, nil
+	}
+	keys := make([]string, len(m.Pairs))
+	index := map[string]int{}
+	for i, n := range m.Pairs {
+		pair, ok := n.(*ast.PairNode)
+		if !ok {
+			return nil, nil
+		}
+		k, ok := pair.Key.(*ast.StringNode)
+		if !ok {
+			return nil, nil
+		}
+		if _, dup := index[k.Value]; dup {
+			return nil, nil
+		}
+		keys[i], index[k.Value] = k.Value, i
+	}
+	slices.Sort(keys)
+	fields := make([]field, len(keys))
+	for i, k := range keys {
+		fields[i] = field{key: append(appendString(nil, k), ':'), value: index[k]}
+	}
+	return fields, &literalPatch{at: m.Location()}
+}
+
+// literalPatch replaces the map literal at the root (the one spanning at)
+// by the list of its values.
+type literalPatch struct{ at file.Location }
+
+func (p *literalPatch) Visit(n *ast.Node) {
+	m, ok := (*n).(*ast.MapNode)
+	if !ok || m.Location() != p.at {
+		return
+	}
+	values := make([]ast.Node, len(m.Pairs))
+	for i, pair := range m.Pairs {
+		values[i] = pair.(*ast.PairNode).Value
+	}
+	ast.Patch(n, &ast.ArrayNode{Nodes: values})
 }
 
 type usage struct {
@@ -334,6 +476,26 @@ func (p *exprProgram) run(ev []byte, meta Meta) (any, error) {
 	return out, nil
 }
 
+// encode appends the JSON of out, what the program returned.
+func (p *exprProgram) encode(dst []byte, out any) ([]byte, error) {
+	list, ok := out.([]any)
+	if p.fields == nil || !ok || len(list) != len(p.fields) {
+		return appendAny(dst, out, 0)
+	}
+	dst = append(dst, '{')
+	for i, f := range p.fields {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, f.key...)
+		var err error
+		if dst, err = appendAny(dst, list[f.value], 1); err != nil {
+			return dst, err
+		}
+	}
+	return append(dst, '}'), nil
+}
+
 // fill decodes what the expression reads of the event.
 func (p *exprProgram) fill(v *Vars, ev []byte) error {
 	root := skipWS(ev, 0)
@@ -342,83 +504,15 @@ func (p *exprProgram) fill(v *Vars, ev []byte) error {
 	}
 	it := newLazyIterator(ev, root)
 	var m member
-	need := len(p.attrs) // members still to read; extensions need them all
+	need := bits.OnesCount16(uint16(p.attrs)) // members still to read
 	for (need > 0 || p.useExtensions) && it.next(&m) {
 		raw := ev[m.keyStart+1 : m.keyEnd-1]
 		if m.escaped {
 			raw = unescape(nil, raw)
 		}
-		if p.attrs[string(raw)] {
-			need--
-		}
-		var str *string
-		switch string(raw) {
-		case "specversion":
-			str = &v.SpecVersion
-		case "id":
-			str = &v.ID
-		case "source":
-			str = &v.Source
-		case "type":
-			str = &v.Type
-		case "subject":
-			str = &v.Subject
-		case "datacontenttype":
-			str = &v.DataContentType
-		case "dataschema":
-			str = &v.DataSchema
-		case "time":
-			if p.useTime && ev[m.valStart] == '"' {
-				end, err := checkString(ev, m.valStart)
-				if err != nil {
-					return err
-				}
-				it.consumed(end)
-				if t, err := time.Parse(time.RFC3339Nano, decodeString(ev[m.valStart:end])); err == nil {
-					v.Time = t
-				}
-			}
-			continue
-		case "data":
-			if !p.useData {
-				continue
-			}
-			if p.chains != nil {
-				var buf [maxChains]int
-				starts := buf[:p.nChain]
-				for i := range starts {
-					starts[i] = -1
-				}
-				end, err := p.chains.eval(ev, m.valStart, 0, starts)
-				if err != nil {
-					return err
-				}
-				if end >= 0 {
-					it.consumed(end)
-				}
-				for i, at := range starts {
-					if at < 0 {
-						continue
-					}
-					x, _, err := decodeValue(ev, at, 0)
-					if err != nil {
-						return err
-					}
-					v.setChain(i, x)
-				}
-				continue
-			}
-			d, end, err := decodePart(ev, m.valStart, p.data, 0)
-			if err != nil {
-				return err
-			}
-			if end >= 0 {
-				it.consumed(end)
-			}
-			v.Data = d
-			continue
-		default:
-			if !p.useExtensions {
+		a := attrOf(raw)
+		if p.attrs&a == 0 {
+			if a != 0 || !p.useExtensions {
 				continue
 			}
 			x, end, err := decodeValue(ev, m.valStart, 0)
@@ -432,16 +526,73 @@ func (p *exprProgram) fill(v *Vars, ev []byte) error {
 			v.Extensions[string(raw)] = x
 			continue
 		}
-		if p.useAttributes && ev[m.valStart] == '"' {
-			end, err := checkString(ev, m.valStart)
-			if err != nil {
+		need--
+		switch a {
+		case attrTime:
+			if ev[m.valStart] == '"' {
+				end, err := checkString(ev, m.valStart)
+				if err != nil {
+					return err
+				}
+				it.consumed(end)
+				if t, err := time.Parse(time.RFC3339Nano, decodeString(ev[m.valStart:end])); err == nil {
+					v.Time = t
+				}
+			}
+		case attrData:
+			if err := p.fillData(v, ev, &it, m.valStart); err != nil {
 				return err
 			}
-			it.consumed(end)
-			*str = decodeString(ev[m.valStart:end])
+		default:
+			if ev[m.valStart] == '"' {
+				end, err := checkString(ev, m.valStart)
+				if err != nil {
+					return err
+				}
+				it.consumed(end)
+				*v.str(a) = decodeString(ev[m.valStart:end])
+			}
 		}
 	}
 	return it.err
+}
+
+// fillData decodes what the expression reads of data, the value at ev[i].
+func (p *exprProgram) fillData(v *Vars, ev []byte, it *iterator, i int) error {
+	if p.chains == nil {
+		d, end, err := decodePart(ev, i, p.data, 0)
+		if err != nil {
+			return err
+		}
+		if end >= 0 {
+			it.consumed(end)
+		}
+		v.Data = d
+		return nil
+	}
+	var buf [maxChains]int
+	starts := buf[:p.nChain]
+	for k := range starts {
+		starts[k] = -1
+	}
+	end, err := p.chains.eval(ev, i, 0, starts)
+	if err != nil {
+		return err
+	}
+	if end >= 0 {
+		it.consumed(end)
+	}
+	for k, at := range starts {
+		if at < 0 {
+			continue
+		}
+		x, _, err := decodeValue(ev, at, 0)
+		if err != nil {
+			return err
+		}
+		v.setChain(k, x)
+	}
+	return nil
 }
 
 // decodePart decodes the value at ev[i:], but of an object only the members

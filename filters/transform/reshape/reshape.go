@@ -645,7 +645,7 @@ func (p *Program) runExpr(ev []byte, meta Meta) ([]byte, string, error) {
 	if s, ok := out.(string); ok {
 		return []byte(s), ContentTypeText, nil
 	}
-	body, err := appendAny(make([]byte, 0, 256), out, 0)
+	body, err := p.expr.encode(make([]byte, 0, 256), out)
 	if err != nil {
 		return nil, "", err
 	}

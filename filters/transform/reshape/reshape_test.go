@@ -285,16 +285,49 @@ func TestExprPartialDecode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		full.prog, _ = expr.Compile(src, exprOptions...) // unpatched
-		full.data, full.chains = nil, nil                // all of data
+		full.prog, _ = expr.Compile(src, exprOptions...)    // unpatched
+		full.data, full.chains, full.fields = nil, nil, nil // all of data, a map
 		want, werr := full.run([]byte(order), Meta{})
-		g, _ := appendAny(nil, got, 0)
-		w, _ := appendAny(nil, want, 0)
+		g, _ := p.encode(nil, got)
+		w, _ := full.encode(nil, want)
 		if werr != nil && gerr == nil && strings.Contains(string(g), "null") {
 			continue // a chain through a missing member is null, not an error (documented)
 		}
 		if string(g) != string(w) || (gerr == nil) != (werr == nil) {
 			t.Errorf("%s: partial %s (%v), full %s (%v)", src, g, gerr, w, werr)
+		}
+	}
+}
+
+// TestExprMapLiteral checks that a map literal at the root, compiled into
+// the list of its values, is written as the map it stands for.
+func TestExprMapLiteral(t *testing.T) {
+	for src, literal := range map[string]bool{
+		`{}`: true,
+		`{"z": data.orderId, "a": source, "m": {"y": 1, "b": [2, data.qty]}, "Z": nil, "é": rule}`: true,
+		`({"b": data.customer.name, "a": data.customer})`:                                          true,
+		`{"q": data.qty * 2, "x": 1 / 0.0 > 0, "id": id + "-" + type}`:                             true,
+		`{"k": 1, "k": 2}`:   false, // duplicate keys: a map as written
+		`{("a" + "b"): 1}`:   false,
+		`{"a": 1}.a`:         false,
+		`[{"b": 1, "a": 2}]`: false,
+	} {
+		p, err := compileExpr(src)
+		if err != nil {
+			t.Fatalf("%s: %v", src, err)
+		}
+		if (p.fields != nil) != literal {
+			t.Errorf("%s: compiled to a list: %v, want %v", src, p.fields != nil, literal)
+		}
+		got, gerr := p.run([]byte(order), Meta{Rule: "r", Bus: "b"})
+		g, _ := p.encode(nil, got)
+		full, _ := compileExpr(src)
+		full.prog, _ = expr.Compile(src, exprOptions...) // unpatched
+		full.data, full.chains, full.fields = nil, nil, nil
+		want, werr := full.run([]byte(order), Meta{Rule: "r", Bus: "b"})
+		w, _ := full.encode(nil, want)
+		if string(g) != string(w) || (gerr == nil) != (werr == nil) {
+			t.Errorf("%s: list %s (%v), map %s (%v)", src, g, gerr, w, werr)
 		}
 	}
 }
