@@ -119,9 +119,13 @@ func Encode(e *event.Event) ([]byte, error) {
 		return nil, &ValidationError{Field: "data", Msg: err.Error()}
 	}
 	if len(b) > MaxEventSize {
-		return nil, fmt.Errorf("%w: %d bytes encoded, the limit is %d bytes (256 KiB); put large payloads in storage and send a reference", ErrTooLarge, len(b), MaxEventSize)
+		return nil, errTooLarge(len(b))
 	}
 	return b, nil
+}
+
+func errTooLarge(n int) error {
+	return fmt.Errorf("%w: %d bytes encoded, the limit is %d bytes (256 KiB); put large payloads in storage and send a reference", ErrTooLarge, n, MaxEventSize)
 }
 
 // Decode parses structured-mode CloudEvents JSON, as produced by Encode.
