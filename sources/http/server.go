@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"mime"
 	nethttp "net/http"
-	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -139,17 +138,16 @@ func (h *Handler) events(w nethttp.ResponseWriter, r *nethttp.Request, bus strin
 	case media == mediaBatch:
 		h.batch(w, r, bus)
 	case media == mediaStructured:
-		body, ok := h.readJSON(w, r)
+		body, ok := h.readBody(w, r)
 		if !ok {
 			return
 		}
-		ev, err := decodeStructured(body)
+		rec, err := pipeline.NormalizeJSON(body, h.opts.Now())
 		if err != nil {
-			code, msg, field := classify(err)
-			writeError(w, nethttp.StatusBadRequest, APIError{Code: code, Message: msg, Field: field})
+			h.refuse(w, body, err)
 			return
 		}
-		h.single(w, r, bus, ev)
+		h.accept(w, r, bus, rec)
 	case r.Header.Get("Ce-Specversion") != "":
 		body, ok := h.readBody(w, r)
 		if !ok {
@@ -172,14 +170,29 @@ func (h *Handler) events(w nethttp.ResponseWriter, r *nethttp.Request, bus strin
 func (h *Handler) single(w nethttp.ResponseWriter, r *nethttp.Request, bus string, ev *event.Event) {
 	rec, err := h.prepare(ev)
 	if err != nil {
-		code, msg, field := classify(err)
-		status := nethttp.StatusBadRequest
-		if code == CodeEventTooLarge {
-			status = nethttp.StatusRequestEntityTooLarge
-		}
-		writeError(w, status, APIError{Code: code, Message: msg, Field: field})
+		h.refuse(w, nil, err)
 		return
 	}
+	h.accept(w, r, bus, rec)
+}
+
+// refuse answers a single event's failure. body, when given, is explained
+// with checkJSON if the event was malformed JSON.
+func (h *Handler) refuse(w nethttp.ResponseWriter, body []byte, err error) {
+	if errors.Is(err, pipeline.ErrMalformedJSON) {
+		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: explainJSON(body, err)})
+		return
+	}
+	code, msg, field := classify(err)
+	status := nethttp.StatusBadRequest
+	if code == CodeEventTooLarge {
+		status = nethttp.StatusRequestEntityTooLarge
+	}
+	writeError(w, status, APIError{Code: code, Message: msg, Field: field})
+}
+
+// accept publishes one event and answers with its id.
+func (h *Handler) accept(w nethttp.ResponseWriter, r *nethttp.Request, bus string, rec pipeline.Record) {
 	if !h.publish(w, r, bus, []pipeline.Record{rec}) {
 		return
 	}
@@ -187,42 +200,62 @@ func (h *Handler) single(w nethttp.ResponseWriter, r *nethttp.Request, bus strin
 }
 
 // batch serves batch mode: every event must be valid, or none is published.
+// One walk over the array checks the syntax and normalises each event where
+// it lies; past MaxBatchEntries the rest is only checked and counted.
 func (h *Handler) batch(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
-	body, ok := h.readJSON(w, r)
+	body, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
-		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: "batch mode expects a JSON array of structured events"})
+	walk := pipeline.NewBatchJSON(body)
+	if !walk.IsArray() {
+		if err := checkJSON(body); err != nil {
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
+		} else if string(bytes.TrimSpace(body)) == "null" {
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeInvalidEvents, Message: "the batch is empty"})
+		} else {
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: "batch mode expects a JSON array of structured events"})
+		}
 		return
 	}
-	if len(raws) == 0 {
+	var recs []pipeline.Record
+	var bad []EntryError
+	n := 0
+	for ; ; n++ {
+		if n >= h.opts.MaxBatchEntries {
+			if !walk.Skip() {
+				break
+			}
+			continue
+		}
+		rec, err, ok := walk.Next(h.opts.Now())
+		if !ok {
+			break
+		}
+		if err != nil {
+			code, msg, field := classify(err)
+			bad = append(bad, EntryError{Index: n, Code: code, Message: msg, Field: field})
+			continue
+		}
+		if recs == nil {
+			recs = make([]pipeline.Record, 0, min(h.opts.MaxBatchEntries, 16))
+		}
+		recs = append(recs, rec)
+	}
+	switch {
+	case walk.Err() != nil:
+		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: explainJSON(body, walk.Err())})
+		return
+	case n == 0:
 		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeInvalidEvents, Message: "the batch is empty"})
 		return
-	}
-	if len(raws) > h.opts.MaxBatchEntries {
+	case n > h.opts.MaxBatchEntries:
 		writeError(w, nethttp.StatusRequestEntityTooLarge, APIError{Code: CodeTooManyEntries,
-			Message: fmt.Sprintf("%d events in one batch; the limit is %d", len(raws), h.opts.MaxBatchEntries)})
+			Message: fmt.Sprintf("%d events in one batch; the limit is %d", n, h.opts.MaxBatchEntries)})
 		return
-	}
-	recs := make([]pipeline.Record, 0, len(raws))
-	var bad []EntryError
-	for i, raw := range raws {
-		ev, err := decodeStructured(raw)
-		if err == nil {
-			var rec pipeline.Record
-			if rec, err = h.prepare(ev); err == nil {
-				recs = append(recs, rec)
-				continue
-			}
-		}
-		code, msg, field := classify(err)
-		bad = append(bad, EntryError{Index: i, Code: code, Message: msg, Field: field})
-	}
-	if len(bad) > 0 {
+	case len(bad) > 0:
 		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeInvalidEvents,
-			Message: fmt.Sprintf("%d of %d events are invalid; none was published", len(bad), len(raws)), Entries: bad})
+			Message: fmt.Sprintf("%d of %d events are invalid; none was published", len(bad), n), Entries: bad})
 		return
 	}
 	if !h.publish(w, r, bus, recs) {
@@ -277,33 +310,11 @@ func checkJSON(b []byte) error {
 	return fmt.Errorf("malformed JSON: %v", err)
 }
 
-// decodeStructured parses one structured-mode event. The SDK's decoder
-// accepts wrong JSON types for attributes in places; check them first.
-func decodeStructured(b []byte) (*event.Event, error) {
-	var attrs map[string]json.RawMessage
-	if err := json.Unmarshal(b, &attrs); err != nil {
-		return nil, &pipeline.ValidationError{Msg: "an event must be a JSON object"}
+// explainJSON says what is wrong with a body pipeline found malformed, in
+// encoding/json's words (err's own words should the two ever disagree).
+func explainJSON(body []byte, err error) string {
+	if e := checkJSON(body); e != nil {
+		return e.Error()
 	}
-	for name, v := range attrs {
-		if name == "data" {
-			continue
-		}
-		if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
-			return nil, &pipeline.ValidationError{Field: name, Msg: "attribute values must be strings, numbers or booleans, not objects or arrays"}
-		}
-		switch name {
-		case "specversion", "id", "source", "type", "subject", "time", "datacontenttype", "dataschema", "data_base64":
-			if len(v) == 0 || v[0] != '"' {
-				return nil, &pipeline.ValidationError{Field: name, Msg: "must be a JSON string"}
-			}
-		}
-	}
-	if _, ok := attrs["specversion"]; !ok {
-		return nil, &pipeline.ValidationError{Field: "specversion", Msg: "missing; busbar accepts CloudEvents 1.0 (\"specversion\":\"1.0\")"}
-	}
-	e := event.New()
-	if err := json.Unmarshal(b, &e); err != nil {
-		return nil, &pipeline.ValidationError{Msg: strings.TrimSpace(err.Error())}
-	}
-	return &e, nil
+	return err.Error()
 }
