@@ -191,6 +191,7 @@ type subscription struct {
 	inflight sync.WaitGroup
 	abandon  chan struct{} // closed when DrainTimeout passes
 	msgCtx   context.Context
+	lastAck  atomic.Pointer[nats.Msg] // the last message acked without confirmation
 }
 
 func (s *Subscriber) newSubscription(ctx context.Context, topic string) (*subscription, error) {
@@ -258,7 +259,24 @@ func (sb *subscription) run(ctx context.Context) {
 		<-done
 	}
 	timer.Stop()
+	sb.confirmAcks()
 	close(sb.out)
+}
+
+// confirmAcks waits until the server has handled every plain ack sent so
+// far. The server handles one consumer's acks in order and answers a
+// progress signal sent as a request, even for a message already acked, so
+// its answer is the barrier.
+func (sb *subscription) confirmAcks() {
+	nm := sb.lastAck.Load()
+	if nm == nil || !sb.s.nc.IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+	defer cancel()
+	if _, err := sb.s.nc.RequestWithContext(ctx, nm.Reply, []byte("+WPI")); err != nil {
+		sb.log.Debug("acks not confirmed before close; a few acked messages may be delivered again", "err", err)
+	}
 }
 
 // pullLoop keeps at most one pull request open, asking for as many
@@ -276,8 +294,12 @@ func (sb *subscription) pullLoop(ctx context.Context) {
 	reconnected := sb.s.nc.StatusChanged(nats.CONNECTED)
 	defer sb.s.nc.RemoveStatusListener(reconnected)
 
+	// Ask for more only once a quarter of the slots are free (or all of
+	// them, for small windows): under load that is one pull request per
+	// MaxInFlight/4 messages instead of one per settled message.
+	threshold := max(maxInFlight/4, 1)
 	for {
-		if used := sb.used.Load(); !open && backoff == nil && used < maxInFlight {
+		if used := sb.used.Load(); !open && backoff == nil && (maxInFlight-used >= threshold || used == 0) {
 			n := min(int(maxInFlight-used), maxFetch)
 			req := fmt.Sprintf(`{"batch":%d,"expires":%d}`, n, pollWait.Nanoseconds())
 			if err := sb.s.nc.PublishRequest(sb.nextSubj, sb.inbox.Subject, []byte(req)); err != nil {
@@ -416,18 +438,36 @@ func (sb *subscription) handOut(ctx context.Context, nm *nats.Msg) {
 	close(notHanded)
 }
 
-// track settles one message: Ack -> AckSync (a "double ack": it returns once
-// the server has recorded the ack), Nack -> NakWithDelay(NackDelay);
-// meanwhile it tells the server every AckWait/3 that the message is still
-// being worked on, so a slow handler does not cause a redelivery.
+// track settles one message: Ack -> a plain ack, Nack ->
+// NakWithDelay(NackDelay); meanwhile it tells the server every AckWait/3
+// that the message is still being worked on, so a slow handler does not
+// cause a redelivery.
+//
+// While the subscription runs, an ack is sent without waiting for the
+// server's confirmation and the slot is free at once: acks and the next
+// pull request travel in order on one connection, and an ack that is lost
+// (the connection or the process dies first) only means the message is
+// delivered again, which at-least-once allows. Once the subscriber is
+// closing, acks are confirmed (AckSync): the server handles a consumer's
+// acks in order, so the confirmation of the last ones also covers the
+// plain acks sent before them, and a graceful restart redelivers nothing
+// that was acked.
 func (sb *subscription) track(nm *nats.Msg, wm *message.Message, cancel context.CancelFunc, notHanded <-chan struct{}) {
-	defer func() {
-		cancel()
+	settled := false
+	settle := func() {
+		if settled {
+			return
+		}
+		settled = true
 		sb.used.Add(-1)
 		select {
 		case sb.wake <- struct{}{}:
 		default:
 		}
+	}
+	defer func() {
+		cancel()
+		settle()
 		sb.inflight.Done()
 	}()
 	tick := time.NewTicker(max(sb.s.opts.AckWait/3, 10*time.Millisecond))
@@ -435,6 +475,16 @@ func (sb *subscription) track(nm *nats.Msg, wm *message.Message, cancel context.
 	for {
 		select {
 		case <-wm.Acked():
+			select {
+			case <-sb.s.closing:
+			default:
+				settle()
+				sb.lastAck.Store(nm)
+				if err := nm.Ack(); err != nil {
+					sb.log.Warn("ack not sent; the message will be delivered again", "uuid", wm.UUID, "err", err)
+				}
+				return
+			}
 			ctx, c := context.WithTimeout(context.Background(), ackTimeout)
 			err := nm.AckSync(nats.Context(ctx))
 			c()
