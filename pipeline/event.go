@@ -89,6 +89,11 @@ func Normalize(e *event.Event, now time.Time) error {
 	if e.Type() == "" {
 		return &ValidationError{Field: "type", Msg: "required attribute is missing or empty"}
 	}
+	if y := e.Time().UTC().Year(); y < 0 || y > 9999 {
+		// RFC 3339 has four-digit years: such a time would be stored in a
+		// form no decoder reads back.
+		return &ValidationError{Field: "time", Msg: fmt.Sprintf("%s is outside years 0000 to 9999 in UTC", e.Time().UTC().Format(time.RFC3339Nano))}
+	}
 	e.SetExtension(ExtIngestTime, now.UTC().Format(time.RFC3339Nano))
 	if err := e.Validate(); err != nil {
 		return validationFromSDK(err)

@@ -527,6 +527,9 @@ func (p *eventParser) encode(b []byte, now time.Time) (Record, bool) {
 		if err != nil {
 			return Record{}, false
 		}
+		if y := pt.UTC().Year(); y < 0 || y > 9999 {
+			return Record{}, false // Normalize refuses it
+		}
 		if !pt.IsZero() {
 			t = pt
 		}
