@@ -1,9 +1,14 @@
 package filters
 
 import (
+	"hash/maphash"
 	"math"
 	"net/netip"
+	"regexp"
+	"regexp/syntax"
+	"slices"
 	"sort"
+	"unicode/utf8"
 )
 
 // This file is the shared automaton all rules of a bus compile into.
@@ -13,12 +18,14 @@ import (
 // has one transition per event path, and a transition leads to one next
 // state per distinct leaf array (identical conditions of different rules
 // share states). A transition indexes the alternatives of all its leaf
-// arrays by value — hash maps for exact and case-folded values, byte tries
-// for prefixes and suffixes, a table of elementary intervals for numeric
-// ranges, per-length maps for CIDR blocks — so one event value finds all
-// next states it leads to in one lookup whatever the number of rules. Only
-// wildcard, contains, regex and anything-but alternatives are tried one by
-// one (per distinct operand on that transition).
+// arrays by value — a short key list or one shared hash table for exact and
+// case-folded values, prefixes and suffixes (looked up per distinct key
+// length, or by byte trie past a few lengths) and CIDR blocks (per prefix
+// length), a table of elementary intervals for numeric ranges — so one
+// event value finds all next states it leads to in a few lookups whatever
+// the number of rules. Only wildcard, contains, regex (except anchored
+// literals, indexed as prefixes) and anything-but alternatives are tried
+// one by one (per distinct operand on that transition).
 //
 // Matching walks from the root: at each state, for each transition, the
 // event's leaves at that path (found through the flattener's per-path
@@ -26,47 +33,85 @@ import (
 // work is proportional to the states visited, which is bounded by the
 // event's leaves and the paths used, not by the number of rules.
 
-type state struct {
-	id      int32
-	accepts []int32 // rules whose chain ends here
-	trans   []*trans
+// The automaton is built as a graph of build-time states (bstate, btrans)
+// and then compiled, by finish, into flat arrays indexed by int32: states
+// in depth-first order, each state's transitions contiguous, and one hash
+// table (strTable) holding, for every transition, its exact strings, case
+// folds, prefixes, suffixes and CIDR blocks. A lookup in a large,
+// cache-cold automaton so touches a few adjacent cache lines instead of
+// following a pointer per step, and an event value is hashed once whatever
+// the number of transitions that look it up. Prefixes and suffixes are
+// looked up once per distinct key length on the transition (a byte trie
+// takes over past maxAffixLens lengths); CIDR blocks once per prefix length.
 
-	tmap map[int32]*trans // build time only
+// state is one state of the compiled automaton.
+type state struct {
+	trans0, trans1 int32 // its transitions: automaton.trans[trans0:trans1]
+	acc            int32 // rules whose chain ends here: noState, a rule, or ^i for the list at automaton.accepts[i]
 }
 
+// trans is one transition: the conditions on one event path. The keys of
+// its hashed indexes are in automaton.strs under strKey(its index, kind);
+// everything else is in x.
 type trans struct {
 	path   int32
-	vi     valueIndex
-	absent []*state // reached when no compatible leaf exists at path (exists:false)
-
-	specs map[string]*state // build time only
+	k0     int32  // its small key list: automaton.small[k0 : k0+kn]
+	l0, l1 int32  // its linear alternatives: automaton.linear[l0:l1]
+	r0, r1 int32  // its numeric ranges, when few: automaton.ranges[r0:r1]
+	x      int32  // its other indexes: automaton.exts[x], or -1
+	has    uint16 // has* bits: which indexes are present
+	kinds  uint8  // bit 1<<evKind set when a value of that kind can lead somewhere
+	kn     uint8
 }
 
-// valueIndex finds the next states an event value leads to. It is kept
-// small — presence bits, the exact strings (the common case) and a pointer
-// to everything else — so that a lookup in a large, cache-cold automaton
-// touches as few cache lines as possible.
-type valueIndex struct {
-	kinds uint8  // bit 1<<evKind set when a value of that kind can lead somewhere
-	has   uint16 // has* bits: which indexes are present
-	str   strSet
-	x     *valueExt
+// smallKeys (at most 255) is the largest number of keys (exact, folded,
+// prefixes, suffixes and CIDR blocks together) that a transition keeps in
+// a small key list, compared one by one, rather than in the strTable.
+// Lists are laid out in state order, so the keys of all transitions of a
+// state share a few cache lines. A variable only so that tests can force
+// either layout.
+var smallKeys = 8
+
+// keyEnt is one key of a small key list.
+type keyEnt struct {
+	off  int32 // key bytes: inl[:n] if n <= len(inl), else automaton.smallBytes[off : off+n]
+	n    int32
+	to   int32 // as in strSlot
+	kind uint8
+	inl  [19]byte
 }
 
-// valueExt holds the indexes other than exact strings.
+// Kinds of keys in the strTable.
+const (
+	kExact = iota
+	kFold
+	kPrefix
+	kSuffix
+	kPrefixF // prefix of the case fold
+	kSuffixF // suffix of the case fold
+	kCIDR
+	nKeyKinds = 8
+)
+
+// maxAffixLens is the largest number of distinct prefix (or suffix) lengths
+// on one transition that are looked up by hashing; past it a byte trie
+// finds them in one pass over the value.
+var maxAffixLens = 8
+
+// valueExt holds the indexes other than exact strings. State lists hold
+// state ids.
 type valueExt struct {
-	num     map[float64][]*state
-	tru     []*state
-	fls     []*state
-	null    []*state
-	any     []*state // exists: true
-	fold    strSet
-	prefix  *trieNode
-	suffix  *trieNode // on reversed strings
-	prefixF *trieNode // on folded strings
-	suffixF *trieNode // on folded, reversed strings
+	affix   [4][]int32   // per kPrefix..kSuffixF: the key lengths, ascending, when hashed
+	tries   [4]*trieNode // per kPrefix..kSuffixF: the trie, past maxAffixLens lengths
+	cidr4   []int32      // CIDR prefix lengths in use, IPv4
+	cidr6   []int32      // and IPv6
+	num     map[float64][]int32
+	tru     []int32
+	fls     []int32
+	null    []int32
+	any     []int32 // exists: true
+	absent  []int32 // reached when no compatible leaf exists at path (exists:false)
 	numeric numIndex
-	cidr    cidrIndex
 	linear  []linearAlt // wildcard, contains, regex, anything-but
 }
 
@@ -74,20 +119,24 @@ const (
 	hasStr uint16 = 1 << iota
 	hasNum
 	hasAny
-	hasFoldAny // fold, prefixF or suffixF: the value's case fold is needed
+	hasFoldAny // a fold-based index: the value's case fold is needed
 	hasPrefix
 	hasSuffix
 	hasNumeric
 	hasCIDR
 	hasLinear
+	hasAbsent
+	hasFold
+	hasSmall
+	hasNumTab
 )
 
 type linearAlt struct {
 	a  *alt
-	to *state
+	to int32
 }
 
-func addState(list []*state, s *state) []*state {
+func addState(list []int32, s int32) []int32 {
 	for _, x := range list {
 		if x == s {
 			return list
@@ -96,19 +145,74 @@ func addState(list []*state, s *state) []*state {
 	return append(list, s)
 }
 
-func (vi *valueIndex) add(a *alt, to *state) {
-	if a.op == opString {
-		vi.str.add(a.s, to)
+// bstate and btrans are the build-time automaton; finish compiles them.
+type bstate struct {
+	id      int32
+	accepts []int32
+	trans   []*btrans
+	tmap    map[int32]*btrans
+}
+
+type btrans struct {
+	path  int32
+	specs map[string]*bstate
+	kids  []*bstate                     // the states of specs, in insertion order
+	tab   [nKeyKinds]map[string][]int32 // hashed keys per kind
+	keys  []string                      // kind byte + key, in insertion order
+	x     valueExt
+	xused bool
+}
+
+func (t *btrans) addKey(kind int, k string, to int32) {
+	m := t.tab[kind]
+	if m == nil {
+		m = map[string][]int32{}
+		t.tab[kind] = m
+	}
+	if _, ok := m[k]; !ok {
+		t.keys = append(t.keys, string(rune(kind))+k)
+	}
+	m[k] = addState(m[k], to)
+}
+
+// add indexes alternative a leading to build-time state to. Linear
+// alternatives are shared through intern, so that the rules of a bus hold
+// one copy (one compiled regex) per distinct operand.
+func (t *btrans) add(a *alt, to int32, intern map[string]*alt) {
+	switch a.op {
+	case opString:
+		t.addKey(kExact, a.s, to)
 		return
+	case opFold:
+		t.addKey(kFold, a.s, to)
+		return
+	case opPrefix:
+		t.addKey(kPrefix, a.s, to)
+		return
+	case opSuffix:
+		t.addKey(kSuffix, a.s, to)
+		return
+	case opPrefixFold:
+		t.addKey(kPrefixF, a.s, to)
+		return
+	case opSuffixFold:
+		t.addKey(kSuffixF, a.s, to)
+		return
+	case opCIDR:
+		t.addKey(kCIDR, string(appendCIDRKey(nil, a.pfx)), to)
+		return
+	case opRegex:
+		if lit, kind, ok := regexLiteral(a.re); ok {
+			t.addKey(kind, lit, to)
+			return
+		}
 	}
-	if vi.x == nil {
-		vi.x = &valueExt{}
-	}
-	x := vi.x
+	t.xused = true
+	x := &t.x
 	switch a.op {
 	case opNumber:
 		if x.num == nil {
-			x.num = map[float64][]*state{}
+			x.num = map[float64][]int32{}
 		}
 		x.num[a.num] = addState(x.num[a.num], to)
 	case opTrue:
@@ -119,44 +223,98 @@ func (vi *valueIndex) add(a *alt, to *state) {
 		x.null = addState(x.null, to)
 	case opExists:
 		x.any = addState(x.any, to)
-	case opFold:
-		x.fold.add(a.s, to)
-	case opPrefix:
-		x.prefix = trieAdd(x.prefix, a.s, false, to)
-	case opSuffix:
-		x.suffix = trieAdd(x.suffix, a.s, true, to)
-	case opPrefixFold:
-		x.prefixF = trieAdd(x.prefixF, a.s, false, to)
-	case opSuffixFold:
-		x.suffixF = trieAdd(x.suffixF, a.s, true, to)
 	case opNumeric:
 		x.numeric.add(a.rng, to)
-	case opCIDR:
-		x.cidr.add(a.pfx, to)
 	default:
+		if c := intern[a.key]; c != nil {
+			a = c
+		} else {
+			intern[a.key] = a
+		}
 		x.linear = append(x.linear, linearAlt{a: a, to: to})
 	}
 }
 
-func (vi *valueIndex) finish() {
-	if !vi.str.empty() {
-		vi.has |= hasStr
-		vi.kinds |= 1 << evString
+// regexLiteral reports whether re is an anchored literal, "^lit" or
+// "^lit$", which matches exactly the strings with prefix lit, or the string
+// lit: such regexes are indexed as prefixes or exact strings.
+func regexLiteral(re *regexp.Regexp) (lit string, kind int, ok bool) {
+	r, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return "", 0, false
 	}
-	x := vi.x
-	if x == nil {
-		return
+	r = r.Simplify()
+	if r.Op != syntax.OpConcat || len(r.Sub) < 2 || len(r.Sub) > 3 || r.Sub[0].Op != syntax.OpBeginText {
+		return "", 0, false
 	}
-	x.numeric.finish()
-	for _, t := range []*trieNode{x.prefix, x.suffix, x.prefixF, x.suffixF} {
-		if t != nil {
-			t.compress()
+	l := r.Sub[1]
+	if l.Op != syntax.OpLiteral || l.Flags&syntax.FoldCase != 0 || slices.Contains(l.Rune, utf8.RuneError) {
+		return "", 0, false
+	}
+	kind = kPrefix
+	if len(r.Sub) == 3 {
+		if r.Sub[2].Op != syntax.OpEndText {
+			return "", 0, false
+		}
+		kind = kExact
+	}
+	return string(l.Rune), kind, true
+}
+
+// appendCIDRKey appends the strTable key of a masked CIDR block: its
+// address bytes (4 or 16) and its length.
+func appendCIDRKey(dst []byte, p netip.Prefix) []byte {
+	if a := p.Addr(); a.Is4() {
+		b := a.As4()
+		dst = append(dst, b[:]...)
+	} else {
+		b := a.As16()
+		dst = append(dst, b[:]...)
+	}
+	return append(dst, byte(p.Bits()))
+}
+
+// cidrKeyContains reports whether the block of a key made by appendCIDRKey
+// contains ip, as the strTable lookup of cidrs would find it.
+func cidrKeyContains(k []byte, ip netip.Addr) bool {
+	if ip.Is6() != (len(k) == 16+1) {
+		return false
+	}
+	p, err := ip.Prefix(int(k[len(k)-1]))
+	if err != nil {
+		return false
+	}
+	var buf [17]byte
+	return string(appendCIDRKey(buf[:0], p)) == string(k)
+}
+
+// remap renames the states of x (build-time ids) to their final ids.
+func (x *valueExt) remap(perm []int32) {
+	lists := [][]int32{x.tru, x.fls, x.null, x.any, x.absent}
+	for _, l := range x.num {
+		lists = append(lists, l)
+	}
+	for _, l := range lists {
+		for i, s := range l {
+			l[i] = perm[s]
 		}
 	}
-	set := func(cond bool, bit uint16, kinds uint8) {
+	for i := range x.linear {
+		x.linear[i].to = perm[x.linear[i].to]
+	}
+	for i := range x.numeric.ranges {
+		x.numeric.ranges[i].to = perm[x.numeric.ranges[i].to]
+	}
+}
+
+// finish builds the lookup tables of x and returns its has and kinds bits
+// (those of the hashed keys excepted).
+func (x *valueExt) finish() (has uint16, kinds uint8) {
+	x.numeric.finish()
+	set := func(cond bool, bit uint16, k uint8) {
 		if cond {
-			vi.has |= bit
-			vi.kinds |= kinds
+			has |= bit
+			kinds |= k
 		}
 	}
 	const all = 1<<evString | 1<<evNumber | 1<<evTrue | 1<<evFalse | 1<<evNull
@@ -166,123 +324,445 @@ func (vi *valueIndex) finish() {
 	set(len(x.fls) > 0, 0, 1<<evFalse)
 	set(len(x.null) > 0, 0, 1<<evNull)
 	set(len(x.any) > 0, hasAny, all)
-	set(!x.fold.empty() || x.prefixF != nil || x.suffixF != nil, hasFoldAny, 1<<evString)
-	set(x.prefix != nil, hasPrefix, 1<<evString)
-	set(x.suffix != nil, hasSuffix, 1<<evString)
-	set(len(x.numeric.ranges) > 0, hasNumeric, 1<<evNumber)
-	set(x.cidr.n > 0, hasCIDR, 1<<evString)
+	set(len(x.numeric.ranges) > 0 && x.numeric.slots == nil, hasNumeric, 1<<evNumber)
+	set(x.numeric.slots != nil, hasNumTab, 1<<evNumber)
 	set(len(x.linear) > 0, hasLinear, all)
+	set(len(x.absent) > 0, hasAbsent, 0)
+	return has, kinds
 }
 
-// collect appends to sc.next, without duplicates, the states value f leads to.
-func (vi *valueIndex) collect(sc *scratch, f *evField) {
-	has := vi.has
-	if f.kind == evString && has&hasStr != 0 {
-		sc.addAll(vi.str.get(f.val))
+// compileKeys moves the string and CIDR keys of bt, which becomes
+// transition ti (t), to its small key list or to entries of the strTable
+// (or, for prefixes and suffixes of too many lengths, to tries of x), and
+// sets the bits of t they need.
+func (a *automaton) compileKeys(bt *btrans, t *trans, ti int32, x *valueExt, perm []int32, entries []strEntry) []strEntry {
+	remap := func(l []int32) []int32 {
+		out := make([]int32, len(l))
+		for i, s := range l {
+			out[i] = perm[s]
+		}
+		return out
 	}
-	if has&^hasStr == 0 {
+	str := func(bit uint16) {
+		t.has |= bit
+		t.kinds |= 1 << evString
+	}
+	if bt.small() {
+		t.k0 = int32(len(a.small))
+		for _, k := range bt.keys {
+			kind := int(k[0])
+			e := keyEnt{n: int32(len(k) - 1), kind: uint8(kind)}
+			if int(e.n) <= len(e.inl) {
+				copy(e.inl[:], k[1:])
+			} else {
+				e.off = int32(len(a.smallBytes))
+				a.smallBytes = append(a.smallBytes, k[1:]...)
+			}
+			a.strs.lists, e.to = appendList(a.strs.lists, remap(bt.tab[kind][k[1:]]))
+			a.small = append(a.small, e)
+		}
+		t.kn = uint8(len(a.small) - int(t.k0))
+		str(hasSmall)
+		bt.tab = [nKeyKinds]map[string][]int32{}
+	}
+	for kind := kPrefix; kind <= kSuffixF; kind++ {
+		if len(bt.tab[kind]) == 0 {
+			continue
+		}
+		var lens []int32
+		for k := range bt.tab[kind] {
+			lens = addState(lens, int32(len(k)))
+		}
+		if len(lens) <= maxAffixLens {
+			slices.Sort(lens)
+			x.affix[kind-kPrefix] = lens
+			continue
+		}
+		reverse := kind == kSuffix || kind == kSuffixF
+		var root *trieNode
+		for _, k := range bt.keys {
+			if int(k[0]) == kind {
+				for _, s := range bt.tab[kind][k[1:]] {
+					root = trieAdd(root, k[1:], reverse, perm[s])
+				}
+			}
+		}
+		root.compress()
+		x.tries[kind-kPrefix] = root
+		bt.tab[kind] = nil
+	}
+	for _, k := range bt.keys {
+		kind := int(k[0])
+		if l, ok := bt.tab[kind][k[1:]]; ok {
+			entries = append(entries, strEntry{key: strKey(ti, kind), s: k[1:], to: remap(l)})
+		}
+		if kind == kCIDR && bt.tab[kCIDR] != nil {
+			bits := int32(k[len(k)-1])
+			if len(k) == 1+4+1 {
+				x.cidr4 = addState(x.cidr4, bits)
+			} else {
+				x.cidr6 = addState(x.cidr6, bits)
+			}
+		}
+	}
+	if len(bt.tab[kExact]) > 0 {
+		str(hasStr)
+	}
+	if len(bt.tab[kFold]) > 0 {
+		str(hasFold | hasFoldAny)
+	}
+	if x.affix[0] != nil || x.tries[0] != nil {
+		str(hasPrefix)
+	}
+	if x.affix[1] != nil || x.tries[1] != nil {
+		str(hasSuffix)
+	}
+	if x.affix[2] != nil || x.tries[2] != nil || x.affix[3] != nil || x.tries[3] != nil {
+		str(hasFoldAny)
+	}
+	if len(bt.tab[kCIDR]) > 0 {
+		str(hasCIDR)
+	}
+	return entries
+}
+
+// small reports whether the string and CIDR keys of t go to a small key
+// list.
+func (t *btrans) small() bool {
+	n := 0
+	for kind := kExact; kind <= kCIDR; kind++ {
+		n += len(t.tab[kind])
+	}
+	return n > 0 && n <= smallKeys
+}
+
+// empty reports whether x holds nothing a lookup needs.
+func (x *valueExt) empty() bool {
+	for i := range x.affix {
+		if x.affix[i] != nil || x.tries[i] != nil {
+			return false
+		}
+	}
+	return x.cidr4 == nil && x.cidr6 == nil && x.num == nil && x.tru == nil && x.fls == nil &&
+		x.null == nil && x.any == nil && x.absent == nil && x.numeric.ranges == nil && x.linear == nil
+}
+
+// collect appends to sc.next, without duplicates, the states value f leads
+// to through transition ti.
+func (sc *scratch) collect(t *trans, ti int32, f *evField) {
+	has := t.has
+	if f.kind == evString {
+		if has&hasSmall != 0 {
+			sc.scanKeys(t, f)
+		}
+		if has&hasStr != 0 {
+			sc.addTo(sc.a.strs.get(strKey(ti, kExact), sc.hash(f), f.val))
+		}
+	}
+	if has&^(hasStr|hasAbsent|hasSmall) == 0 {
 		return
 	}
-	x := vi.x
+	a := sc.a
+	var x *valueExt
+	if t.x >= 0 {
+		x = &a.exts[t.x]
+	}
 	if has&hasAny != 0 {
 		sc.addAll(x.any)
 	}
 	switch f.kind {
 	case evString:
 		if has&hasPrefix != 0 {
-			x.prefix.walk(sc, f.val, false)
+			sc.affixes(x, ti, kPrefix, f)
 		}
 		if has&hasSuffix != 0 {
-			x.suffix.walk(sc, f.val, true)
+			sc.affixes(x, ti, kSuffix, f)
 		}
 		if has&hasFoldAny != 0 {
-			fv := sc.folded(f)
-			if !x.fold.empty() {
-				sc.addAll(x.fold.get(fv))
+			if has&hasFold != 0 {
+				sc.addTo(sc.a.strs.get(strKey(ti, kFold), sc.foldHash(f), sc.folded(f)))
 			}
-			if x.prefixF != nil {
-				x.prefixF.walk(sc, fv, false)
-			}
-			if x.suffixF != nil {
-				x.suffixF.walk(sc, fv, true)
+			if x != nil {
+				sc.affixes(x, ti, kPrefixF, f)
+				sc.affixes(x, ti, kSuffixF, f)
 			}
 		}
 		if has&hasCIDR != 0 {
 			if ip, ok := parseIP(f.val); ok {
-				x.cidr.collect(sc, ip)
+				sc.cidrs(x, ti, ip)
 			}
 		}
 	case evNumber:
 		if f.numOK {
-			if x.num != nil {
+			if has&hasNum != 0 && x.num != nil {
 				sc.addAll(x.num[f.num])
 			}
 			if has&hasNumeric != 0 {
+				for i := t.r0; i < t.r1; i++ {
+					if r := &a.ranges[i]; r.contains(f.num) {
+						sc.add(r.to)
+					}
+				}
+			}
+			if has&hasNumTab != 0 {
 				x.numeric.collect(sc, f.num)
 			}
 		}
 	case evTrue:
-		sc.addAll(x.tru)
+		if has&hasNum != 0 {
+			sc.addAll(x.tru)
+		}
 	case evFalse:
-		sc.addAll(x.fls)
+		if has&hasNum != 0 {
+			sc.addAll(x.fls)
+		}
 	case evNull:
-		sc.addAll(x.null)
+		if has&hasNum != 0 {
+			sc.addAll(x.null)
+		}
 	}
 	if has&hasLinear != 0 {
-		for i := range x.linear {
-			l := &x.linear[i]
-			if l.a.match(f, sc) {
+		for i := t.l0; i < t.l1; i++ {
+			if l := &a.linear[i]; l.a.match(f, sc) {
 				sc.add(l.to)
 			}
 		}
 	}
 }
 
-// strSet maps exact strings to states: a short list scanned in order while
-// small (the usual case past the first steps, where a Go map's hashing costs
-// more than a few comparisons), a map beyond.
-type strSet struct {
-	keys []string
-	vals [][]*state
-	m    map[string][]*state
+// scanKeys collects the states of the small key list of t that string
+// field f matches.
+func (sc *scratch) scanKeys(t *trans, f *evField) {
+	a := sc.a
+	v := f.val
+	ipDone, ipOK := false, false
+	var ip netip.Addr
+	for i := range a.small[t.k0 : t.k0+int32(t.kn)] {
+		e := &a.small[t.k0+int32(i)]
+		var k []byte
+		if int(e.n) <= len(e.inl) {
+			k = e.inl[:e.n]
+		} else {
+			k = a.smallBytes[e.off : e.off+e.n]
+		}
+		var ok bool
+		switch e.kind {
+		case kCIDR:
+			if !ipDone {
+				ip, ipOK = parseIP(v)
+				ipDone = true
+			}
+			ok = ipOK && cidrKeyContains(k, ip)
+		case kExact:
+			ok = string(v) == string(k)
+		case kPrefix:
+			ok = len(v) >= len(k) && string(v[:len(k)]) == string(k)
+		case kSuffix:
+			ok = len(v) >= len(k) && string(v[len(v)-len(k):]) == string(k)
+		default:
+			fv := sc.folded(f)
+			switch e.kind {
+			case kFold:
+				ok = string(fv) == string(k)
+			case kPrefixF:
+				ok = len(fv) >= len(k) && string(fv[:len(k)]) == string(k)
+			case kSuffixF:
+				ok = len(fv) >= len(k) && string(fv[len(fv)-len(k):]) == string(k)
+			}
+		}
+		if ok {
+			sc.addTo(e.to)
+		}
+	}
 }
 
-const strSetLinear = 8
-
-func (ss *strSet) empty() bool { return len(ss.keys) == 0 && ss.m == nil }
-
-func (ss *strSet) add(k string, to *state) {
-	if ss.m != nil {
-		ss.m[k] = addState(ss.m[k], to)
+// affixes collects the states of the prefixes (or suffixes, by kind) of
+// string field f that transition ti indexes.
+func (sc *scratch) affixes(x *valueExt, ti int32, kind int, f *evField) {
+	lens, trie := x.affix[kind-kPrefix], x.tries[kind-kPrefix]
+	if lens == nil && trie == nil {
 		return
 	}
-	for i, x := range ss.keys {
-		if x == k {
-			ss.vals[i] = addState(ss.vals[i], to)
+	fold := kind == kPrefixF || kind == kSuffixF
+	suffix := kind == kSuffix || kind == kSuffixF
+	v := f.val
+	if fold {
+		v = sc.folded(f)
+	}
+	if trie != nil {
+		trie.walk(sc, v, suffix)
+		return
+	}
+	st := &sc.a.strs
+	key := strKey(ti, kind)
+	for _, n := range lens {
+		if int(n) > len(v) {
 			return
 		}
-	}
-	ss.keys = append(ss.keys, k)
-	ss.vals = append(ss.vals, []*state{to})
-	if len(ss.keys) > strSetLinear {
-		ss.m = make(map[string][]*state, len(ss.keys))
-		for i, x := range ss.keys {
-			ss.m[x] = ss.vals[i]
+		var h uint64
+		k := v
+		switch {
+		case int(n) < len(v):
+			if suffix {
+				k = v[len(v)-int(n):]
+			} else {
+				k = v[:n]
+			}
+			h = maphash.Bytes(st.seed, k)
+		case fold:
+			h = sc.foldHash(f)
+		default:
+			h = sc.hash(f)
 		}
-		ss.keys, ss.vals = nil, nil
+		sc.addTo(st.get(key, h, k))
 	}
 }
 
-func (ss *strSet) get(k []byte) []*state {
-	if ss.m != nil {
-		return ss.m[string(k)]
+// cidrs collects the states of the CIDR blocks of transition ti that
+// contain ip.
+func (sc *scratch) cidrs(x *valueExt, ti int32, ip netip.Addr) {
+	lens := x.cidr4
+	if ip.Is6() {
+		lens = x.cidr6
 	}
-	for i, x := range ss.keys {
-		if len(x) == len(k) && x == string(k) {
-			return ss.vals[i]
+	st := &sc.a.strs
+	key := strKey(ti, kCIDR)
+	var buf [17]byte
+	for _, bits := range lens {
+		p, err := ip.Prefix(int(bits))
+		if err != nil {
+			continue
+		}
+		k := appendCIDRKey(buf[:0], p)
+		sc.addTo(st.get(key, maphash.Bytes(st.seed, k), k))
+	}
+}
+
+// strTable maps (transition, kind, key) to the states it leads to: one
+// open-addressed table for the whole automaton, so that a lookup costs one
+// probe of a 24-byte slot and one comparison with the key bytes, which are
+// stored in slot order.
+type strTable struct {
+	seed  maphash.Seed
+	slots []strSlot
+	shift uint8
+	keys  []byte
+	lists []int32 // lists[i] = n, then n state ids
+}
+
+type strSlot struct {
+	h   uint64 // hash of the key string
+	key int32  // strKey; 0 = empty slot
+	off int32  // key bytes: keys[off : off+n]
+	n   int32
+	to  int32 // a state id, or ^i for the list at lists[i]
+}
+
+// noState is the result of a lookup that leads nowhere.
+const noState = math.MinInt32
+
+func strKey(ti int32, kind int) int32 { return 1 + ti*nKeyKinds + int32(kind) }
+
+func (st *strTable) slot(key int32, h uint64) int {
+	return int(((h ^ uint64(key)*0x9e3779b97f4a7c15) * 0xbf58476d1ce4e5b9) >> st.shift)
+}
+
+func (st *strTable) get(key int32, h uint64, v []byte) int32 {
+	mask := len(st.slots) - 1
+	for i := st.slot(key, h); ; i = (i + 1) & mask {
+		e := &st.slots[i]
+		if e.key == key && e.h == h && string(st.keys[e.off:e.off+e.n]) == string(v) {
+			return e.to
+		}
+		if e.key == 0 {
+			return noState
 		}
 	}
-	return nil
+}
+
+type strEntry struct {
+	key int32
+	s   string
+	to  []int32
+}
+
+// appendList stores a list of ids (states or rules) for an int32 reference:
+// the id itself when there is one, else ^i for lists[i] = n, then the ids.
+func appendList(lists []int32, ids []int32) ([]int32, int32) {
+	switch len(ids) {
+	case 0:
+		return lists, noState
+	case 1:
+		return lists, ids[0]
+	}
+	ref := ^int32(len(lists))
+	lists = append(lists, int32(len(ids)))
+	return append(lists, ids...), ref
+}
+
+// listAt returns the list of a reference ^i made by appendList.
+func listAt(lists []int32, ref int32) []int32 {
+	l := lists[^ref:]
+	return l[1 : 1+l[0]]
+}
+
+// build fills the table with entries whose state ids are already final.
+func (st *strTable) build(entries []strEntry) {
+	st.seed = maphash.MakeSeed()
+	size, shift := 8, uint8(61)
+	for size < 2*len(entries) {
+		size *= 2
+		shift--
+	}
+	st.slots = make([]strSlot, size)
+	st.shift = shift
+	strs := make([]string, size)
+	mask := size - 1
+	for _, e := range entries {
+		h := maphash.String(st.seed, e.s)
+		i := st.slot(e.key, h)
+		for st.slots[i].key != 0 {
+			i = (i + 1) & mask
+		}
+		var to int32
+		st.lists, to = appendList(st.lists, e.to)
+		st.slots[i] = strSlot{h: h, key: e.key, n: int32(len(e.s)), to: to}
+		strs[i] = e.s
+	}
+	for i := range st.slots {
+		if st.slots[i].key != 0 {
+			st.slots[i].off = int32(len(st.keys))
+			st.keys = append(st.keys, strs[i]...)
+		}
+	}
+}
+
+// hash returns the hash of a string field's value, computing it once.
+func (sc *scratch) hash(f *evField) uint64 {
+	if !f.hashed {
+		f.h = maphash.Bytes(sc.a.strs.seed, f.val)
+		f.hashed = true
+	}
+	return f.h
+}
+
+// foldHash returns the hash of a string field's case fold.
+func (sc *scratch) foldHash(f *evField) uint64 {
+	if !f.fhashed {
+		f.fh = maphash.Bytes(sc.a.strs.seed, sc.folded(f))
+		f.fhashed = true
+	}
+	return f.fh
+}
+
+// addTo adds the result of a strTable lookup.
+func (sc *scratch) addTo(to int32) {
+	switch {
+	case to >= 0:
+		sc.add(to)
+	case to != noState:
+		sc.addAll(listAt(sc.a.strs.lists, to))
+	}
 }
 
 // trieNode is a byte trie of prefixes (or reversed suffixes). After
@@ -293,7 +773,19 @@ type trieNode struct {
 	keys   []byte
 	kids   []*trieNode
 	skip   string // in walk order (reversed for suffix tries)
-	states []*state
+	states []int32
+}
+
+// appendLists appends the state lists of the trie to lists.
+func (n *trieNode) appendLists(lists [][]int32) [][]int32 {
+	if n == nil {
+		return lists
+	}
+	lists = append(lists, n.states)
+	for _, k := range n.kids {
+		lists = k.appendLists(lists)
+	}
+	return lists
 }
 
 func (n *trieNode) compress() {
@@ -308,7 +800,7 @@ func (n *trieNode) compress() {
 	}
 }
 
-func trieAdd(root *trieNode, s string, reverse bool, to *state) *trieNode {
+func trieAdd(root *trieNode, s string, reverse bool, to int32) *trieNode {
 	if root == nil {
 		root = &trieNode{}
 	}
@@ -395,15 +887,19 @@ func (n *trieNode) walk(sc *scratch, v []byte, reverse bool) {
 // a lookup is a binary search; the table is skipped, and ranges are tried one
 // by one, when overlapping ranges would make it too large.
 type numIndex struct {
-	ranges []numRange
-	to     []*state
-	bounds []float64  // sorted distinct boundaries
-	slots  [][]*state // 2*len(bounds)+1 slots
+	ranges []numTo
+	bounds []float64 // sorted distinct boundaries
+	slots  [][]int32 // 2*len(bounds)+1 slots
 }
 
-func (ni *numIndex) add(r numRange, to *state) {
-	ni.ranges = append(ni.ranges, r)
-	ni.to = append(ni.to, to)
+// numTo is a range and the state it leads to.
+type numTo struct {
+	numRange
+	to int32
+}
+
+func (ni *numIndex) add(r numRange, to int32) {
+	ni.ranges = append(ni.ranges, numTo{r, to})
 }
 
 const numLinearMax = 8
@@ -453,10 +949,10 @@ func (ni *numIndex) finish() {
 	if total > 64*len(ni.ranges)+4096 {
 		return
 	}
-	slots := make([][]*state, 2*len(bounds)+1)
+	slots := make([][]int32, 2*len(bounds)+1)
 	for i, lh := range lohi {
 		for s := lh[0]; s <= lh[1]; s++ {
-			slots[s] = addState(slots[s], ni.to[i])
+			slots[s] = addState(slots[s], ni.ranges[i].to)
 		}
 	}
 	ni.bounds, ni.slots = bounds, slots
@@ -464,9 +960,9 @@ func (ni *numIndex) finish() {
 
 func (ni *numIndex) collect(sc *scratch, x float64) {
 	if ni.slots == nil {
-		for i, r := range ni.ranges {
-			if r.contains(x) {
-				sc.add(ni.to[i])
+		for i := range ni.ranges {
+			if r := &ni.ranges[i]; r.contains(x) {
+				sc.add(r.to)
 			}
 		}
 		return
@@ -488,56 +984,9 @@ func (ni *numIndex) collect(sc *scratch, x float64) {
 	sc.addAll(ni.slots[slot])
 }
 
-// cidrIndex finds the CIDR blocks containing an address: one map per
-// distinct prefix length, so a lookup costs one masking and one map probe
-// per length in use.
-type cidrIndex struct {
-	n    int
-	lens map[int]map[netip.Prefix][]*state
-	v4   []int
-	v6   []int
-}
-
-func (ci *cidrIndex) add(p netip.Prefix, to *state) {
-	if ci.lens == nil {
-		ci.lens = map[int]map[netip.Prefix][]*state{}
-	}
-	bits := p.Bits()
-	key := bits
-	if p.Addr().Is6() {
-		key = 1000 + bits
-	}
-	m := ci.lens[key]
-	if m == nil {
-		m = map[netip.Prefix][]*state{}
-		ci.lens[key] = m
-		if p.Addr().Is6() {
-			ci.v6 = append(ci.v6, bits)
-		} else {
-			ci.v4 = append(ci.v4, bits)
-		}
-	}
-	m[p] = addState(m[p], to)
-	ci.n++
-}
-
-func (ci *cidrIndex) collect(sc *scratch, ip netip.Addr) {
-	lens, off := ci.v4, 0
-	if ip.Is6() {
-		lens, off = ci.v6, 1000
-	}
-	for _, bits := range lens {
-		p, err := ip.Prefix(bits)
-		if err != nil {
-			continue
-		}
-		sc.addAll(ci.lens[off+bits][p])
-	}
-}
-
 // --- scratch helpers used while walking ---
 
-func (sc *scratch) add(s *state) {
+func (sc *scratch) add(s int32) {
 	// Small sets (the common case) are de-duplicated by a scan, which stays
 	// in cache; past 16 states the per-state stamps take over.
 	seg := sc.next[sc.mark:]
@@ -550,18 +999,18 @@ func (sc *scratch) add(s *state) {
 		sc.next = append(sc.next, s)
 		if len(seg) == 15 {
 			for _, x := range sc.next[sc.mark:] {
-				sc.stateGen[x.id] = sc.sgen
+				sc.stateGen[x] = sc.sgen
 			}
 		}
 		return
 	}
-	if sc.stateGen[s.id] != sc.sgen {
-		sc.stateGen[s.id] = sc.sgen
+	if sc.stateGen[s] != sc.sgen {
+		sc.stateGen[s] = sc.sgen
 		sc.next = append(sc.next, s)
 	}
 }
 
-func (sc *scratch) addAll(list []*state) {
+func (sc *scratch) addAll(list []int32) {
 	for _, s := range list {
 		sc.add(s)
 	}
@@ -629,26 +1078,54 @@ const maxSteps = 1 << 20
 
 type walkAbort struct{}
 
-func (sc *scratch) walk(s *state) {
+// hit records that the event matches rule r. Small answers (the common
+// case) are de-duplicated by a scan; past 16 rules the per-rule stamps
+// take over.
+func (sc *scratch) hit(r int32) {
+	if n := len(sc.hits); n < 16 {
+		for _, x := range sc.hits {
+			if x == r {
+				return
+			}
+		}
+		sc.hits = append(sc.hits, r)
+		if n == 15 {
+			for _, x := range sc.hits {
+				sc.ruleGen[x] = sc.rgen
+			}
+		}
+		return
+	}
+	if sc.ruleGen[r] != sc.rgen {
+		sc.ruleGen[r] = sc.rgen
+		sc.hits = append(sc.hits, r)
+	}
+}
+
+func (sc *scratch) walk(s int32) {
 	sc.steps++
 	if sc.steps > maxSteps {
 		panic(walkAbort{})
 	}
-	for _, r := range s.accepts {
-		if sc.ruleGen[r] != sc.rgen {
-			sc.ruleGen[r] = sc.rgen
-			sc.hits = append(sc.hits, r)
+	a := sc.a
+	st := &a.states[s]
+	if r := st.acc; r >= 0 {
+		sc.hit(r)
+	} else if r != noState {
+		for _, r := range listAt(a.accepts, r) {
+			sc.hit(r)
 		}
 	}
-	for _, t := range s.trans {
+	for ti := st.trans0; ti < st.trans1; ti++ {
+		t := &a.trans[ti]
 		for fi := sc.head[t.path]; fi >= 0; fi = sc.fields[fi].next {
 			f := &sc.fields[fi]
-			if t.vi.kinds&(1<<f.kind) == 0 || !sc.compatible(f) {
+			if t.kinds&(1<<f.kind) == 0 || !sc.compatible(f) {
 				continue
 			}
 			mark := len(sc.next)
 			sc.newCollect()
-			t.vi.collect(sc, f)
+			sc.collect(t, ti, f)
 			end := len(sc.next)
 			if end == mark {
 				continue
@@ -666,8 +1143,8 @@ func (sc *scratch) walk(s *state) {
 			}
 			sc.next = sc.next[:mark]
 		}
-		if len(t.absent) > 0 && sc.absent(t.path) {
-			for _, n := range t.absent {
+		if t.has&hasAbsent != 0 && sc.absent(t.path) {
+			for _, n := range a.exts[t.x].absent {
 				sc.walk(n)
 			}
 		}
@@ -676,7 +1153,18 @@ func (sc *scratch) walk(s *state) {
 
 // automaton is the compiled form of all rules of a bus.
 type automaton struct {
-	root    *state
+	states     []state // states[0] is the root
+	trans      []trans
+	accepts    []int32
+	strs       strTable
+	exts       []valueExt
+	linear     []linearAlt // linear alternatives of the transitions
+	ranges     []numTo     // numeric ranges of the transitions with few
+	small      []keyEnt    // small key lists of the transitions
+	smallBytes []byte
+
+	root    *bstate         // build time only
+	intern  map[string]*alt // build time only: one copy of each linear alternative
 	nstates int
 	paths   *pathNode
 	npaths  int
@@ -684,13 +1172,13 @@ type automaton struct {
 }
 
 func newAutomaton() *automaton {
-	a := &automaton{paths: newPathNode()}
+	a := &automaton{paths: newPathNode(), intern: map[string]*alt{}}
 	a.root = a.newState()
 	return a
 }
 
-func (a *automaton) newState() *state {
-	s := &state{id: int32(a.nstates)}
+func (a *automaton) newState() *bstate {
+	s := &bstate{id: int32(a.nstates)}
 	a.nstates++
 	return s
 }
@@ -757,11 +1245,11 @@ func (a *automaton) insert(br branch, r int32, rank map[string]int) {
 	for _, c := range orderBranch(br, rank) {
 		pid := a.pathID(c)
 		if s.tmap == nil {
-			s.tmap = map[int32]*trans{}
+			s.tmap = map[int32]*btrans{}
 		}
 		t := s.tmap[pid]
 		if t == nil {
-			t = &trans{path: pid, specs: map[string]*state{}}
+			t = &btrans{path: pid, specs: map[string]*bstate{}}
 			s.tmap[pid] = t
 			s.trans = append(s.trans, t)
 		}
@@ -769,11 +1257,13 @@ func (a *automaton) insert(br branch, r int32, rank map[string]int) {
 		if next == nil {
 			next = a.newState()
 			t.specs[c.spec.key] = next
+			t.kids = append(t.kids, next)
 			for i := range c.spec.alts {
-				t.vi.add(&c.spec.alts[i], next)
+				t.add(&c.spec.alts[i], next.id, a.intern)
 			}
 			if c.spec.absent {
-				t.absent = append(t.absent, next)
+				t.x.absent = append(t.x.absent, next.id)
+				t.xused = true
 			}
 		}
 		s = next
@@ -786,18 +1276,57 @@ func (a *automaton) insert(br branch, r int32, rank map[string]int) {
 	s.accepts = append(s.accepts, r)
 }
 
-// finish drops build-time maps and builds the lookup tables.
+// finish compiles the build-time graph into the flat arrays. States are
+// numbered depth first, so that a state, the states it leads to and their
+// transitions sit next to each other in memory.
 func (a *automaton) finish() {
-	var visit func(s *state)
-	visit = func(s *state) {
-		s.tmap = nil
+	perm := make([]int32, a.nstates)
+	order := make([]*bstate, 0, a.nstates)
+	ntrans := 0
+	var number func(s *bstate)
+	number = func(s *bstate) {
+		perm[s.id] = int32(len(order))
+		order = append(order, s)
+		ntrans += len(s.trans)
 		for _, t := range s.trans {
-			t.vi.finish()
-			for _, n := range t.specs {
-				visit(n)
+			for _, k := range t.kids {
+				number(k)
 			}
-			t.specs = nil
 		}
 	}
-	visit(a.root)
+	number(a.root)
+	a.states = make([]state, len(order))
+	a.trans = make([]trans, 0, ntrans)
+	var entries []strEntry
+	for i, s := range order {
+		st := &a.states[i]
+		a.accepts, st.acc = appendList(a.accepts, s.accepts)
+		st.trans0 = int32(len(a.trans))
+		for _, bt := range s.trans {
+			ti := int32(len(a.trans))
+			t := trans{path: bt.path, x: -1}
+			x := bt.x
+			x.remap(perm)
+			t.has, t.kinds = x.finish()
+			entries = a.compileKeys(bt, &t, ti, &x, perm, entries)
+			t.l0 = int32(len(a.linear))
+			a.linear = append(a.linear, x.linear...)
+			t.l1 = int32(len(a.linear))
+			x.linear = nil
+			if t.has&hasNumeric != 0 {
+				t.r0 = int32(len(a.ranges))
+				a.ranges = append(a.ranges, x.numeric.ranges...)
+				t.r1 = int32(len(a.ranges))
+				x.numeric.ranges = nil
+			}
+			if !x.empty() {
+				t.x = int32(len(a.exts))
+				a.exts = append(a.exts, x)
+			}
+			a.trans = append(a.trans, t)
+		}
+		st.trans1 = int32(len(a.trans))
+	}
+	a.strs.build(entries)
+	a.root, a.intern = nil, nil
 }

@@ -93,17 +93,21 @@ const (
 
 // evField is one leaf value of the event at a path some pattern uses.
 type evField struct {
-	val    []byte // string contents (unescaped) or the number's text
-	num    float64
-	path   int32
-	trail0 int32 // trail is scratch.trails[trail0 : trail0+trailN]
-	trailN int32
-	next   int32 // next field with the same path, -1 at the end
-	fold0  int32 // case fold of val is scratch.buf[fold0:fold1], once folded
-	fold1  int32
-	kind   evKind
-	numOK  bool // num holds the value (false for numbers beyond float64)
-	folded bool
+	val     []byte // string contents (unescaped) or the number's text
+	num     float64
+	path    int32
+	trail0  int32 // trail is scratch.trails[trail0 : trail0+trailN]
+	trailN  int32
+	next    int32 // next field with the same path, -1 at the end
+	fold0   int32 // case fold of val is scratch.buf[fold0:fold1], once folded
+	fold1   int32
+	h       uint64 // hash of val, once hashed
+	fh      uint64 // hash of the case fold, once hashed
+	kind    evKind
+	numOK   bool // num holds the value (false for numbers beyond float64)
+	folded  bool
+	hashed  bool
+	fhashed bool
 }
 
 // arrayPos says that a field lies in element idx of array instance arr.
@@ -127,9 +131,10 @@ type scratch struct {
 	touched []int32
 	narrays int32
 
+	a        *automaton
 	used     []int32 // fields chosen on the current automaton path (only those with trails)
-	next     []*state
-	mark     int // start of the set being collected in next
+	next     []int32 // state ids
+	mark     int     // start of the set being collected in next
 	stateGen []uint32
 	sgen     uint32
 	ruleGen  []uint32
@@ -197,7 +202,7 @@ func (sc *scratch) emit(path int32, kind evKind, val []byte, elem bool) {
 	}
 	f := &sc.fields[i]
 	f.val, f.path, f.kind, f.next = val, path, kind, -1
-	f.trailN, f.numOK, f.folded = 0, false, false
+	f.trailN, f.numOK, f.folded, f.hashed, f.fhashed = 0, false, false, false, false
 	if kind == evNumber {
 		f.num, f.numOK = parseJSONNumber(val)
 	}

@@ -155,7 +155,12 @@ func newEngine(rules []Rule, o options) (*engine, error) {
 	}
 	e.a.finish()
 	nstates, npaths, nrules := e.a.nstates, e.a.npaths, len(rules)
-	e.pool.New = func() any { return newScratch(npaths, nstates, nrules) }
+	a := e.a
+	e.pool.New = func() any {
+		sc := newScratch(npaths, nstates, nrules)
+		sc.a = a
+		return sc
+	}
 	return e, nil
 }
 
@@ -168,7 +173,7 @@ func (e *engine) Match(event []byte, dst []string) (out []string, err error) {
 	if err := sc.flatten(event, e.a.paths); err != nil {
 		return dst, fmt.Errorf("event is not valid JSON: %w", err)
 	}
-	if err := sc.run(e.a.root); err != nil {
+	if err := sc.run(); err != nil {
 		return dst, err
 	}
 	if len(sc.hits) > 1 {
@@ -184,7 +189,7 @@ func (e *engine) Match(event []byte, dst []string) (out []string, err error) {
 }
 
 // run walks the automaton from root, turning the step limit into an error.
-func (sc *scratch) run(root *state) (err error) {
+func (sc *scratch) run() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			if _, ok := r.(walkAbort); !ok {
@@ -199,6 +204,6 @@ func (sc *scratch) run(root *state) (err error) {
 		clear(sc.ruleGen)
 		sc.rgen = 1
 	}
-	sc.walk(root)
+	sc.walk(0)
 	return nil
 }
