@@ -242,6 +242,7 @@ const maxFastExts = 16
 // means the event must take NormalizeSDK.
 type eventParser struct {
 	slow                                       bool
+	start, end                                 int // the object: b[start:end]
 	seen                                       uint16
 	id, source, typ, subject, dct, schema, tim span
 	data                                       span
@@ -252,6 +253,12 @@ type eventParser struct {
 
 // parse scans the object at b[i] attribute by attribute.
 func (p *eventParser) parse(s *scanner, i, depth int) int {
+	p.start = i
+	p.end = p.object(s, i, depth)
+	return p.end
+}
+
+func (p *eventParser) object(s *scanner, i, depth int) int {
 	b := s.b
 	if depth > maxNesting {
 		return s.fail(i)
@@ -541,7 +548,7 @@ func (p *eventParser) encode(b []byte, now time.Time) (Record, bool) {
 	} else {
 		id = NewID()
 	}
-	size := len(b) + len(id) + 160 // the event, a new id, time, busbaringesttime
+	size := p.end - p.start + len(id) + 160 // the event, a new id, time, busbaringesttime
 	out := make([]byte, 0, size)
 	out = append(out, `{"specversion":"1.0","id":"`...)
 	out = append(out, id...)
