@@ -11,7 +11,9 @@
 //     refreshed before expiry and once on a 401), and extra headers, query
 //     parameters and JSON body fields;
 //   - the chat presets dingtalk, wecom, feishu and slack turn a text
-//     template into their vendor's message, signed where the vendor wants.
+//     template into their vendor's message, signed where the vendor wants;
+//   - with batch: (batching.go), many events go in one POST, in CloudEvents
+//     batch mode or as a JSON array of transformed bodies.
 //
 // A 2xx answer is success (for DingTalk, WeCom and Feishu also a zero error
 // code in the body); 408, 429, 5xx and network errors are retried by the
@@ -45,6 +47,7 @@ import (
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/sinks"
+	"github.com/busbar/busbar/sinks/batch"
 )
 
 func init() {
@@ -72,10 +75,11 @@ type Sink struct {
 	query   []param
 	timeout time.Duration
 	binary  bool
-	noBody  bool        // GET and DELETE
-	conn    *connection // nil without a connection
-	limiter *limiter    // nil without a rate limit
-	chat    *chat       // nil unless a chat robot
+	noBody  bool                 // GET and DELETE
+	conn    *connection          // nil without a connection
+	limiter *limiter             // nil without a rate limit
+	chat    *chat                // nil unless a chat robot
+	batch   *batch.Batcher[item] // nil unless the target batches
 	client  *nethttp.Client
 }
 
@@ -144,6 +148,12 @@ func New(t config.Target) (sinks.Sink, error) {
 	if conc <= 0 {
 		conc = config.DefaultConcurrency
 	}
+	if t.BatchesRequests() {
+		if err := s.startBatching(t); err != nil {
+			return nil, fmt.Errorf("target %q: batch: %w", t.ID, err)
+		}
+		conc = s.batch.Limits().MaxInFlight // requests at once
+	}
 	tr := &nethttp.Transport{
 		Proxy:               nethttp.ProxyFromEnvironment,
 		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -185,13 +195,22 @@ func compileURL(raw string) (*value, error) {
 	return v, nil
 }
 
-// Deliver sends one event. When a destination refuses an OAuth 2.0 token
-// (401), the token is thrown away and the request made once more with a
-// new one.
+// Deliver sends one event, or, when the target batches, hands it to the
+// batcher and waits for the result of its batch's request.
 func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
+	if s.batch != nil {
+		return s.deliverBatched(ctx, d)
+	}
+	return s.send(ctx, func(ctx context.Context) (*nethttp.Request, error) { return s.request(ctx, d) })
+}
+
+// send makes the request build returns. When a destination refuses an
+// OAuth 2.0 token (401), the token is thrown away and the request built and
+// made once more with a new one.
+func (s *Sink) send(ctx context.Context, build func(context.Context) (*nethttp.Request, error)) error {
 	refreshed := false
 	for {
-		status, gen, err := s.attempt(ctx, d)
+		status, gen, err := s.attempt(ctx, build)
 		if status == nethttp.StatusUnauthorized && s.conn != nil && s.conn.oauth != nil {
 			if !refreshed {
 				s.conn.oauth.invalidate(gen)
@@ -210,8 +229,8 @@ func (s *Sink) Deliver(ctx context.Context, d sinks.Delivery) error {
 // nothing (a token being fetched) stands between the limiter letting it
 // through and sending it. The timeout runs from then; waiting for a token
 // has a timeout of its own.
-func (s *Sink) attempt(ctx context.Context, d sinks.Delivery) (status int, gen uint64, err error) {
-	req, err := s.request(ctx, d)
+func (s *Sink) attempt(ctx context.Context, build func(context.Context) (*nethttp.Request, error)) (status int, gen uint64, err error) {
+	req, err := build(ctx)
 	if err != nil {
 		return 0, 0, sinks.Permanent(err)
 	}
@@ -458,8 +477,12 @@ func isCloudEvent(ct string) bool {
 	return mt == "application/cloudevents+json"
 }
 
-// Close releases idle connections.
+// Close delivers the events waiting for a batch (and waits for the batches
+// in flight), then releases idle connections.
 func (s *Sink) Close() error {
+	if s.batch != nil {
+		s.batch.Close()
+	}
 	s.client.CloseIdleConnections()
 	return nil
 }
