@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http/httptest"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,3 +83,47 @@ func TestEventsMatchRule(t *testing.T) {
 }
 
 func itoa(n uint64) string { b, _ := json.Marshal(n); return string(b) }
+
+// With -target-batch the generated config batches the target, and the
+// receiver counts each event of a CloudEvents batch with its latency.
+func TestTargetBatch(t *testing.T) {
+	cfg, err := config.Parse([]byte((&driver{o: options{transport: "embedded://", targetBatch: 50}, recvURL: "http://127.0.0.1:1"}).config()), "busbar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := cfg.Rules[0].Targets[0]
+	if !tg.BatchesRequests() || tg.Batch.MaxRows != 50 || tg.Concurrency != config.HTTPBatchConcurrency(50, config.DefaultHTTPBatchMaxInFlight) {
+		t.Errorf("target: batches %v, %+v, concurrency %d", tg.BatchesRequests(), tg.Batch, tg.Concurrency)
+	}
+
+	rc := &receiver{}
+	sent := time.Now().Add(-5 * time.Millisecond)
+	body := appendBody(nil, true, "ld-", 0, 10, sent)
+	req := httptest.NewRequest("POST", "/events", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/cloudevents-batch+json; charset=utf-8")
+	w := httptest.NewRecorder()
+	rc.ServeHTTP(w, req)
+	if w.Code != 200 || rc.received.Load() != 10 || rc.unique() != 10 || rc.requests.Load() != 1 || rc.bad.Load() != 0 {
+		t.Errorf("status %d, received %d, unique %d, requests %d, bad %d", w.Code, rc.received.Load(), rc.unique(), rc.requests.Load(), rc.bad.Load())
+	}
+	if q := rc.e2e.quantile(.5); q < 5*time.Millisecond {
+		t.Errorf("end-to-end latency %v, want ≥ 5ms", q)
+	}
+	for _, bad := range []string{`{"id":"x"}`, `[`, `[{"id":"ld-1"},]`, `not json`} {
+		req := httptest.NewRequest("POST", "/events", strings.NewReader(bad))
+		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
+		w := httptest.NewRecorder()
+		rc.ServeHTTP(w, req)
+		if w.Code != 400 {
+			t.Errorf("%s: status %d, want 400", bad, w.Code)
+		}
+	}
+	var got []string
+	if !splitArray([]byte(` [ {"a":"],\"x"} , [1,{}] ,"s" ] `), func(e []byte) bool { got = append(got, string(e)); return true }) ||
+		strings.Join(got, "|") != `{"a":"],\"x"}|[1,{}]|"s"` {
+		t.Errorf("splitArray: %q", got)
+	}
+	if !splitArray([]byte(`[]`), func([]byte) bool { return false }) {
+		t.Error("an empty array is an array")
+	}
+}

@@ -24,7 +24,10 @@ import (
 // process (the bench binary with -role=receiver) so its CPU use is measured
 // apart from the generator's and busbar's. For every delivery it records
 // the end-to-end latency (arrival − data.sentAt) and the event id, to count
-// unique deliveries and duplicates.
+// unique deliveries and duplicates. It takes structured events
+// (application/cloudevents+json) and, from a target with batch:, CloudEvents
+// batches (application/cloudevents-batch+json): each event of a batch
+// counts, with the batch's arrival as its own.
 
 type receiver struct {
 	received atomic.Uint64 // deliveries of measured events (ids "ld-N")
@@ -32,6 +35,7 @@ type receiver struct {
 	warmup   atomic.Uint64 // deliveries of warm-up events ("wu-N")
 	unknown  atomic.Uint64 // events with another id (not from this run)
 	bad      atomic.Uint64 // not a structured CloudEvent, or no sentAt
+	requests atomic.Uint64 // requests answered 200
 	first    atomic.Int64  // unix nanos of the first measured delivery
 	last     atomic.Int64  // unix nanos of the latest measured delivery
 	e2e      hist
@@ -51,6 +55,7 @@ type recvStats struct {
 	Warmup   uint64      `json:"warmup"`
 	Unknown  uint64      `json:"unknown"`
 	Bad      uint64      `json:"bad"`
+	Requests uint64      `json:"requests"`
 	First    int64       `json:"first"`
 	Last     int64       `json:"last"`
 	Hist     [][2]uint64 `json:"hist"`
@@ -81,16 +86,89 @@ func (rc *receiver) event(w http.ResponseWriter, r *http.Request) {
 	_, err := io.Copy(buf, io.LimitReader(r.Body, 1<<20))
 	now := time.Now().UnixNano()
 	*bp = buf.Bytes()
-	if err != nil || !strings.HasPrefix(r.Header.Get("Content-Type"), "application/cloudevents+json") {
+	ct := r.Header.Get("Content-Type")
+	ok := false
+	switch {
+	case err != nil:
 		rc.bad.Add(1)
+	case strings.HasPrefix(ct, "application/cloudevents+json"):
+		ok = rc.record(buf.Bytes(), now) // counts a bad one
+	case strings.HasPrefix(ct, "application/cloudevents-batch+json"):
+		// Each event counts, good or bad; a 400 for a bad one dead-letters
+		// the whole batch, which the run's "missing" shows.
+		n := 0
+		ok = splitArray(buf.Bytes(), func(ev []byte) bool { n++; return rc.record(ev, now) })
+		if !ok && n == 0 {
+			rc.bad.Add(1) // not an array
+		}
+	default:
+		rc.bad.Add(1)
+	}
+	if !ok {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
-	id, sentAt, ok := scanEvent(buf.Bytes())
+	rc.requests.Add(1)
+	w.WriteHeader(http.StatusOK)
+}
+
+// splitArray calls fn with each element of a JSON array, without decoding
+// them; false when b is not an array or fn said no to an element.
+func splitArray(b []byte, fn func(elem []byte) bool) bool {
+	i := 0
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	if i == len(b) || b[i] != '[' {
+		return false
+	}
+	ok, depth, inStr, start := true, 0, false, -1
+	for i++; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+			continue
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth == 0 { // the array's end
+				if start >= 0 {
+					ok = fn(bytes.TrimSpace(b[start:i])) && ok
+				}
+				return ok
+			}
+			depth--
+		case c == ',' && depth == 0:
+			if start < 0 {
+				return false
+			}
+			ok = fn(bytes.TrimSpace(b[start:i])) && ok
+			start = -1
+			continue
+		}
+		if start < 0 && !isSpace(c) {
+			start = i
+		}
+	}
+	return false
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// record counts one structured event that arrived at now (unix nanos);
+// false when it is not a benchmark event.
+func (rc *receiver) record(ev []byte, now int64) bool {
+	id, sentAt, ok := scanEvent(ev)
 	if !ok {
 		rc.bad.Add(1)
-		w.WriteHeader(http.StatusBadRequest)
-		return
+		return false
 	}
 	switch {
 	case strings.HasPrefix(id, "ld-"):
@@ -116,7 +194,7 @@ func (rc *receiver) event(w http.ResponseWriter, r *http.Request) {
 	default:
 		rc.unknown.Add(1)
 	}
-	w.WriteHeader(http.StatusOK)
+	return true
 }
 
 // mark records seq as delivered; false means it was already.
@@ -156,6 +234,7 @@ func (rc *receiver) reset() {
 	rc.dups.Store(0)
 	rc.unknown.Store(0)
 	rc.bad.Store(0)
+	rc.requests.Store(0)
 	rc.first.Store(0)
 	rc.last.Store(0)
 	rc.e2e.reset()
@@ -165,7 +244,7 @@ func (rc *receiver) stats(w http.ResponseWriter) {
 	cpu, _ := cpuTime(0)
 	s := recvStats{
 		Received: rc.received.Load(), Unique: rc.unique(), Dups: rc.dups.Load(), Warmup: rc.warmup.Load(),
-		Unknown: rc.unknown.Load(), Bad: rc.bad.Load(), First: rc.first.Load(), Last: rc.last.Load(),
+		Unknown: rc.unknown.Load(), Bad: rc.bad.Load(), Requests: rc.requests.Load(), First: rc.first.Load(), Last: rc.last.Load(),
 		Hist: rc.e2e.sparse(), Max: int64(rc.e2e.maxValue()), CPUNanos: int64(cpu),
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -97,7 +97,15 @@ func (r *report) print(w io.Writer) {
 	}
 
 	fmt.Fprintf(w, "\n== %s ==\n", o.scenario())
-	fmt.Fprintf(w, "busbar:      %s, transport %s, target concurrency %d, %s\n", server, o.transport, o.targetConcurrency, r.goVersion)
+	target := fmt.Sprintf("target concurrency %d", o.targetConcurrency)
+	if o.targetBatch > 0 {
+		conc := "default"
+		if o.targetConcurrency > 0 {
+			conc = fmt.Sprint(o.targetConcurrency)
+		}
+		target = fmt.Sprintf("target batch max_rows %d, concurrency %s", o.targetBatch, conc)
+	}
+	fmt.Fprintf(w, "busbar:      %s, transport %s, %s, %s\n", server, o.transport, target, r.goVersion)
 	fmt.Fprintf(w, "load:        %s, %d connections, offered %s, %s measured after %s warm-up\n", mode, o.conns, offered, o.duration, o.warmup)
 	fmt.Fprintf(w, "load avg:    before %s, after %s\n", r.loadBefore, r.loadAfter)
 	fmt.Fprintf(w, "ingest:      %d events accepted in %d requests over %s = %s events/s; %d requests failed: %s\n",
@@ -117,6 +125,10 @@ func (r *report) print(w io.Writer) {
 		during := float64(r.atSendEnd.Unique) / sendWall.Seconds()
 		fmt.Fprintf(w, "             while sending %s events/s delivered; the backlog then drained at %s events/s (%s)\n",
 			thousands(during), thousands(float64(int64(r.final.Unique)-int64(r.atSendEnd.Unique))/tail.Seconds()), tail.Round(time.Millisecond))
+	}
+	if o.targetBatch > 0 && r.final.Requests > 0 {
+		fmt.Fprintf(w, "             in %d target requests after the warm-up, ~%.1f events per request (batch max_rows %d)\n",
+			r.final.Requests, float64(r.final.Received)/float64(r.final.Requests), o.targetBatch)
 	}
 	fmt.Fprintf(w, "             duplicates %d, missing %d, bad requests %d, unknown ids %d\n", r.final.Dups, missing, r.final.Bad, r.final.Unknown)
 	fmt.Fprintf(w, "             end-to-end latency p50 %s  p90 %s  p99 %s  p99.9 %s  max %s ms\n",
