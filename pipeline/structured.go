@@ -31,6 +31,9 @@ var ErrMalformedJSON = errors.New("malformed JSON")
 // the SDK path, so errors are the same *ValidationError and ErrTooLarge as
 // there. Malformed JSON fails with ErrMalformedJSON. now is the ingestion
 // time.
+//
+// Budget on the fast path (BenchmarkNormalizeJSON, 1.1 KB event): ~2-3 µs
+// and 6 allocations (the stored event, the id, url.Parse of source).
 func NormalizeJSON(raw []byte, now time.Time) (Record, error) {
 	s := scanner{b: raw}
 	i := s.ws(0)
