@@ -14,7 +14,7 @@ const (
 	DefaultMaxEventAge     = 24 * time.Hour
 	DefaultInitialInterval = 100 * time.Millisecond
 	DefaultMaxInterval     = 60 * time.Second
-	DefaultConcurrency     = 16
+	DefaultConcurrency     = 64
 )
 
 // Target types and CloudEvents HTTP binding modes.

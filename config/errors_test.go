@@ -275,7 +275,7 @@ func TestLimitErrors(t *testing.T) {
 	}
 	checkErrors(t, "busbar.yaml", []errCase{
 		{"concurrency zero", target("concurrency: 0"), []string{
-			`7:22 rules[0].targets[0].concurrency: 0 is out of range: use 1 to 1024, or leave it out for the default 16`}},
+			`7:22 rules[0].targets[0].concurrency: 0 is out of range: use 1 to 1024, or leave it out for the default 64`}},
 		{"concurrency absurd", target("concurrency: 100000"), []string{
 			`7:22 rules[0].targets[0].concurrency: 100000 is out of range: use 1 to 1024`}},
 		{"negative timeout", target("timeout: -5s"), []string{
@@ -355,7 +355,7 @@ transport: nope
 `
 	_, err := parse([]byte(src), "b.yaml", noEnv)
 	want := strings.Join([]string{
-		`b.yaml:4:60: rules[0].targets[0].concurrency: 0 is out of range: use 1 to 1024, or leave it out for the default 16`,
+		`b.yaml:4:60: rules[0].targets[0].concurrency: 0 is out of range: use 1 to 1024, or leave it out for the default 64`,
 		`b.yaml:6:11: buses[0].name: "a b" is not a valid bus name: use letters, digits, "-" and "_", at most 64 characters, since it becomes a topic name; try "a-b"`,
 		`b.yaml:7:12: transport: not a transport URL (use embedded://, or a nats://, kafka:// or pulsar:// URL)`,
 	}, "\n")
@@ -380,7 +380,7 @@ func TestTooManyErrors(t *testing.T) {
 func TestValidateWithoutFile(t *testing.T) {
 	c := &Config{Rules: []Rule{{Name: "r", Targets: []Target{{ID: "t", Type: "http", URL: "https://x", Concurrency: -1}}}}}
 	err := c.Validate()
-	want := "rules[0].targets[0].concurrency: -1 is out of range: use 1 to 1024, or leave it out for the default 16"
+	want := "rules[0].targets[0].concurrency: -1 is out of range: use 1 to 1024, or leave it out for the default 64"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v, want %s", err, want)
 	}

@@ -67,7 +67,7 @@ func TestDefaults(t *testing.T) {
 		Buses:     []Bus{{Name: "default", Retention: Duration(168 * time.Hour)}},
 		Rules: []Rule{{Name: "r", Bus: "default", Targets: []Target{{
 			ID: "t", Type: "http", URL: "https://x", Method: "POST", Timeout: Duration(5 * time.Second),
-			Mode: "structured", Concurrency: 16,
+			Mode: "structured", Concurrency: DefaultConcurrency,
 			Retry: Retry{MaxAttempts: 185, MaxEventAge: Duration(24 * time.Hour), InitialInterval: Duration(100 * time.Millisecond), MaxInterval: Duration(time.Minute)},
 		}}}},
 	}

@@ -90,7 +90,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 3*time.Second, "warm-up phase before it (not measured; 0 = none)")
 	flag.DurationVar(&o.drain, "drain", 2*time.Minute, "how long to wait for every accepted event to be delivered")
 	flag.StringVar(&o.transport, "transport", "embedded://", "transport URL of the generated config")
-	flag.IntVar(&o.targetConcurrency, "target-concurrency", 16, "concurrency: of the HTTP target (in-flight deliveries); with -target-batch, left out it is busbar's default (max_rows × max_in_flight)")
+	flag.IntVar(&o.targetConcurrency, "target-concurrency", 64, "concurrency: of the HTTP target (in-flight deliveries); with -target-batch, left out it is busbar's default (max_rows × max_in_flight)")
 	flag.IntVar(&o.targetBatch, "target-batch", 0, "batch: {max_rows: N} on the HTTP target: busbar POSTs up to N events per request in CloudEvents batch mode; 0 = one request per event")
 	flag.StringVar(&o.label, "label", "", "scenario name in the table row (default: derived from the flags)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, data dir, busbar log)")

@@ -69,7 +69,7 @@ type busRuntime struct {
 const (
 	defaultRetention    = 7 * 24 * time.Hour
 	dlqRetention        = 14 * 24 * time.Hour
-	defaultConcurrency  = 16
+	defaultConcurrency  = 64
 	routerInFlight      = 256
 	defaultDrainTimeout = 30 * time.Second
 )
