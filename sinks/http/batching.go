@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	nethttp "net/http"
-	"net/url"
 
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/sinks"
@@ -150,13 +149,9 @@ func (s *Sink) flush(ctx context.Context, b *batch.Batch[item]) error {
 // batchRequest builds the request of one batch. The URL, query and headers
 // hold no placeholders (startBatching checked), so no event fills them.
 func (s *Sink) batchRequest(ctx context.Context, body []byte, ctype string) (*nethttp.Request, error) {
-	raw, _, err := s.url.render(nil)
+	u, err := s.targetURL(nil, "")
 	if err != nil {
-		return nil, fmt.Errorf("url: %w", err)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, errors.New("the URL does not parse")
+		return nil, err
 	}
 	if err := s.addQuery(u, nil); err != nil {
 		return nil, err

@@ -70,7 +70,8 @@ const (
 type Sink struct {
 	id      string
 	method  string
-	url     *value // with each placeholder's escape set
+	url     *value   // with each placeholder's escape set
+	fixed   *url.URL // the parsed URL when it has no placeholders
 	headers []param
 	query   []param
 	timeout time.Duration
@@ -120,6 +121,11 @@ func New(t config.Target) (sinks.Sink, error) {
 	var err error
 	if s.url, err = compileURL(rawURL); err != nil {
 		return nil, fmt.Errorf("target %q: url: %w", t.ID, err)
+	}
+	if s.url.static() {
+		if raw, _, err := s.url.render(nil); err == nil {
+			s.fixed, _ = url.Parse(raw) // nil: parsed (and refused) per request
+		}
 	}
 	if s.headers, err = compileParams(t.Headers); err != nil {
 		return nil, fmt.Errorf("target %q: headers: %w", t.ID, err)
@@ -301,22 +307,36 @@ func (s *Sink) where(u *url.URL) string {
 }
 
 // request builds the request of one event.
-func (s *Sink) request(ctx context.Context, d sinks.Delivery) (*nethttp.Request, error) {
-	// Placeholders read the event, masked when the transform masked it.
-	src := d.Event
-	if d.Body != nil && isCloudEvent(d.ContentType) {
-		src = d.Body
+// targetURL is the URL of one request: a copy of the fixed one, or the
+// URL with the event's values in its placeholders.
+func (s *Sink) targetURL(src []byte, eventID string) (*url.URL, error) {
+	if s.fixed != nil {
+		u := *s.fixed // requests may change the query; Userinfo is immutable
+		return &u, nil
 	}
 	raw, missing, err := s.url.render(src)
 	if err != nil {
 		return nil, fmt.Errorf("url: %w", err)
 	}
 	if missing != "" {
-		return nil, fmt.Errorf("url placeholder {%s}: event %s has no value there", missing, d.EventID)
+		return nil, fmt.Errorf("url placeholder {%s}: event %s has no value there", missing, eventID)
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("the URL made from event %s does not parse", d.EventID)
+		return nil, fmt.Errorf("the URL made from event %s does not parse", eventID)
+	}
+	return u, nil
+}
+
+func (s *Sink) request(ctx context.Context, d sinks.Delivery) (*nethttp.Request, error) {
+	// Placeholders read the event, masked when the transform masked it.
+	src := d.Event
+	if d.Body != nil && isCloudEvent(d.ContentType) {
+		src = d.Body
+	}
+	u, err := s.targetURL(src, d.EventID)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.addQuery(u, src); err != nil {
 		return nil, err
