@@ -1,6 +1,8 @@
 package filters
 
 import (
+	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"net/netip"
@@ -8,6 +10,7 @@ import (
 	"regexp/syntax"
 	"slices"
 	"sort"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -102,6 +105,7 @@ var maxAffixLens = 8
 // state ids.
 type valueExt struct {
 	affix   [4][]int32   // per kPrefix..kSuffixF: the key lengths, ascending, when hashed
+	sigs    [4]affixSigs // per kPrefix..kSuffixF: the signatures of the hashed keys
 	tries   [4]*trieNode // per kPrefix..kSuffixF: the trie, past maxAffixLens lengths
 	cidr4   []int32      // CIDR prefix lengths in use, IPv4
 	cidr6   []int32      // and IPv6
@@ -130,6 +134,35 @@ const (
 	hasSmall
 	hasNumTab
 )
+
+// affixSigs is a one-hash Bloom filter of the prefixes (or suffixes) of a
+// transition that are looked up by hashing: a lookup whose signature bit
+// is clear cannot find a key, so it skips hashing the value's prefix and
+// probing the strTable (a cache miss in a large automaton). Values that
+// share the first bytes of many keys (event types) usually find no key at
+// most of the lengths tried.
+type affixSigs [4]uint64
+
+// affixSig is the signature of a prefix (or suffix) k: its length and its
+// last (for a suffix, first) eight bytes.
+func affixSig(k []byte, suffix bool) uint8 {
+	n := len(k)
+	var w uint64
+	switch {
+	case n >= 8 && suffix:
+		w = binary.LittleEndian.Uint64(k)
+	case n >= 8:
+		w = binary.LittleEndian.Uint64(k[n-8:])
+	default:
+		for _, c := range k {
+			w = w<<8 | uint64(c)
+		}
+	}
+	return uint8(((w ^ uint64(n)*0x9e3779b97f4a7c15) * 0xff51afd7ed558ccd) >> 56)
+}
+
+func (s *affixSigs) add(sig uint8)      { s[sig>>6] |= 1 << (sig & 63) }
+func (s *affixSigs) has(sig uint8) bool { return s[sig>>6]&(1<<(sig&63)) != 0 }
 
 type linearAlt struct {
 	a  *alt
@@ -376,6 +409,10 @@ func (a *automaton) compileKeys(bt *btrans, t *trans, ti int32, x *valueExt, per
 		if len(lens) <= maxAffixLens {
 			slices.Sort(lens)
 			x.affix[kind-kPrefix] = lens
+			suffix := kind == kSuffix || kind == kSuffixF
+			for k := range bt.tab[kind] {
+				x.sigs[kind-kPrefix].add(affixSig([]byte(k), suffix))
+			}
 			continue
 		}
 		reverse := kind == kSuffix || kind == kSuffixF
@@ -488,7 +525,9 @@ func (sc *scratch) collect(t *trans, ti int32, f *evField) {
 			}
 		}
 		if has&hasCIDR != 0 {
-			if ip, ok := parseIP(f.val); ok {
+			// A zoned address is in no block, as netip.Prefix.Contains
+			// (the reference) has it.
+			if ip, ok := parseIP(f.val); ok && ip.Zone() == "" {
 				sc.cidrs(x, ti, ip)
 			}
 		}
@@ -534,46 +573,117 @@ func (sc *scratch) collect(t *trans, ti int32, f *evField) {
 // field f matches.
 func (sc *scratch) scanKeys(t *trans, f *evField) {
 	a := sc.a
-	v := f.val
-	ipDone, ipOK := false, false
-	var ip netip.Addr
-	for i := range a.small[t.k0 : t.k0+int32(t.kn)] {
-		e := &a.small[t.k0+int32(i)]
-		var k []byte
-		if int(e.n) <= len(e.inl) {
-			k = e.inl[:e.n]
-		} else {
-			k = a.smallBytes[e.off : e.off+e.n]
-		}
-		var ok bool
-		switch e.kind {
-		case kCIDR:
-			if !ipDone {
-				ip, ipOK = parseIP(v)
-				ipDone = true
-			}
-			ok = ipOK && cidrKeyContains(k, ip)
-		case kExact:
-			ok = string(v) == string(k)
-		case kPrefix:
-			ok = len(v) >= len(k) && string(v[:len(k)]) == string(k)
-		case kSuffix:
-			ok = len(v) >= len(k) && string(v[len(v)-len(k):]) == string(k)
-		default:
-			fv := sc.folded(f)
-			switch e.kind {
-			case kFold:
-				ok = string(fv) == string(k)
-			case kPrefixF:
-				ok = len(fv) >= len(k) && string(fv[:len(k)]) == string(k)
-			case kSuffixF:
-				ok = len(fv) >= len(k) && string(fv[len(fv)-len(k):]) == string(k)
-			}
-		}
-		if ok {
+	var ipc ipCache
+	for i := t.k0; i < t.k0+int32(t.kn); i++ {
+		if e := &a.small[i]; sc.keyMatch(e, f, &ipc) {
 			sc.addTo(e.to)
 		}
 	}
+}
+
+// ipCache holds the address a string value parses as, once parsed.
+type ipCache struct {
+	ip       netip.Addr
+	done, ok bool
+}
+
+// keyMatch reports whether string field f matches key e of a small key
+// list.
+func (sc *scratch) keyMatch(e *keyEnt, f *evField, ipc *ipCache) bool {
+	v := f.val
+	var k []byte
+	if int(e.n) <= len(e.inl) {
+		k = e.inl[:e.n]
+	} else {
+		k = sc.a.smallBytes[e.off : e.off+e.n]
+	}
+	switch e.kind {
+	case kCIDR:
+		if len(k) == 4+1 && !ipv4MayStartWith(v, k[:min(k[4]/8, 3)]) {
+			return false
+		}
+		if !ipc.done {
+			ipc.ip, ipc.ok = parseIP(v)
+			ipc.ok = ipc.ok && ipc.ip.Zone() == "" // as in collect
+			ipc.done = true
+		}
+		return ipc.ok && cidrKeyContains(k, ipc.ip)
+	case kExact:
+		return string(v) == string(k)
+	case kPrefix:
+		return len(v) >= len(k) && string(v[:len(k)]) == string(k)
+	case kSuffix:
+		return len(v) >= len(k) && string(v[len(v)-len(k):]) == string(k)
+	}
+	// The part of the value a folded key is compared with is folded byte
+	// by byte when it is ASCII (a non-ASCII rune never folds into or out
+	// of it); otherwise the whole value is folded once.
+	var part []byte
+	switch {
+	case e.kind == kFold:
+		part = v
+	case len(v) < len(k):
+	case e.kind == kPrefixF:
+		part = v[:len(k)]
+	default:
+		part = v[len(v)-len(k):]
+	}
+	if part != nil && isASCII(part) {
+		return len(part) == len(k) && asciiFoldEq(part, k)
+	}
+	fv := sc.folded(f)
+	switch e.kind {
+	case kFold:
+		return string(fv) == string(k)
+	case kPrefixF:
+		return len(fv) >= len(k) && string(fv[:len(k)]) == string(k)
+	case kSuffixF:
+		return len(fv) >= len(k) && string(fv[len(fv)-len(k):]) == string(k)
+	}
+	return false
+}
+
+// isASCII reports whether b holds only ASCII bytes.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiFoldEq reports whether the case fold of ASCII bytes b is the folded
+// key k (of the same length).
+func asciiFoldEq(b, k []byte) bool {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != k[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// ipv4MayStartWith reports whether v may be an address whose first IPv4
+// bytes are octets: false only when v cannot be an IPv6 address (no ':')
+// and does not start with each octet in decimal followed by a dot, as
+// every IPv4 address that parseIP accepts (no leading zeros) with those
+// first bytes does. It spares parsing addresses that a CIDR block of a
+// small key list cannot contain.
+func ipv4MayStartWith(v []byte, octets []byte) bool {
+	if len(octets) == 0 || bytes.IndexByte(v, ':') >= 0 {
+		return true
+	}
+	var d [16]byte
+	b := d[:0]
+	for _, o := range octets {
+		b = strconv.AppendUint(b, uint64(o), 10)
+		b = append(b, '.')
+	}
+	return len(v) >= len(b) && string(v[:len(b)]) == string(b)
 }
 
 // affixes collects the states of the prefixes (or suffixes, by kind) of
@@ -595,19 +705,23 @@ func (sc *scratch) affixes(x *valueExt, ti int32, kind int, f *evField) {
 	}
 	st := &sc.a.strs
 	key := strKey(ti, kind)
+	sigs := &x.sigs[kind-kPrefix]
 	for _, n := range lens {
 		if int(n) > len(v) {
 			return
 		}
-		var h uint64
 		k := v
+		if suffix {
+			k = v[len(v)-int(n):]
+		} else {
+			k = v[:n]
+		}
+		if !sigs.has(affixSig(k, suffix)) {
+			continue
+		}
+		var h uint64
 		switch {
 		case int(n) < len(v):
-			if suffix {
-				k = v[len(v)-int(n):]
-			} else {
-				k = v[:n]
-			}
 			h = maphash.Bytes(st.seed, k)
 		case fold:
 			h = sc.foldHash(f)
@@ -640,8 +754,8 @@ func (sc *scratch) cidrs(x *valueExt, ti int32, ip netip.Addr) {
 
 // strTable maps (transition, kind, key) to the states it leads to: one
 // open-addressed table for the whole automaton, so that a lookup costs one
-// probe of a 24-byte slot and one comparison with the key bytes, which are
-// stored in slot order.
+// probe of a 64-byte slot (one cache line) holding the key bytes when they
+// fit; longer keys are stored in slot order in keys.
 type strTable struct {
 	seed  maphash.Seed
 	slots []strSlot
@@ -653,9 +767,10 @@ type strTable struct {
 type strSlot struct {
 	h   uint64 // hash of the key string
 	key int32  // strKey; 0 = empty slot
-	off int32  // key bytes: keys[off : off+n]
+	off int32  // key bytes: inl[:n] if n <= len(inl), else keys[off : off+n]
 	n   int32
 	to  int32 // a state id, or ^i for the list at lists[i]
+	inl [40]byte
 }
 
 // noState is the result of a lookup that leads nowhere.
@@ -671,8 +786,16 @@ func (st *strTable) get(key int32, h uint64, v []byte) int32 {
 	mask := len(st.slots) - 1
 	for i := st.slot(key, h); ; i = (i + 1) & mask {
 		e := &st.slots[i]
-		if e.key == key && e.h == h && string(st.keys[e.off:e.off+e.n]) == string(v) {
-			return e.to
+		if e.key == key && e.h == h && int(e.n) == len(v) {
+			var k []byte
+			if int(e.n) <= len(e.inl) {
+				k = e.inl[:e.n]
+			} else {
+				k = st.keys[e.off : e.off+e.n]
+			}
+			if string(k) == string(v) {
+				return e.to
+			}
 		}
 		if e.key == 0 {
 			return noState
@@ -730,8 +853,13 @@ func (st *strTable) build(entries []strEntry) {
 		strs[i] = e.s
 	}
 	for i := range st.slots {
-		if st.slots[i].key != 0 {
-			st.slots[i].off = int32(len(st.keys))
+		e := &st.slots[i]
+		switch {
+		case e.key == 0:
+		case int(e.n) <= len(e.inl):
+			copy(e.inl[:], strs[i])
+		default:
+			e.off = int32(len(st.keys))
 			st.keys = append(st.keys, strs[i]...)
 		}
 	}
@@ -1102,6 +1230,17 @@ func (sc *scratch) hit(r int32) {
 	}
 }
 
+// accept records the rules a state accepts (its acc).
+func (sc *scratch) accept(r int32) {
+	if r >= 0 {
+		sc.hit(r)
+	} else if r != noState {
+		for _, r := range listAt(sc.a.accepts, r) {
+			sc.hit(r)
+		}
+	}
+}
+
 func (sc *scratch) walk(s int32) {
 	sc.steps++
 	if sc.steps > maxSteps {
@@ -1109,18 +1248,24 @@ func (sc *scratch) walk(s int32) {
 	}
 	a := sc.a
 	st := &a.states[s]
-	if r := st.acc; r >= 0 {
-		sc.hit(r)
-	} else if r != noState {
-		for _, r := range listAt(a.accepts, r) {
-			sc.hit(r)
-		}
-	}
+	sc.accept(st.acc)
+	// The event's fields do not change during the walk: locals spare
+	// reloading them through sc at every transition.
+	head, fields, trans := sc.head, sc.fields, a.trans
 	for ti := st.trans0; ti < st.trans1; ti++ {
-		t := &a.trans[ti]
-		for fi := sc.head[t.path]; fi >= 0; fi = sc.fields[fi].next {
-			f := &sc.fields[fi]
-			if t.kinds&(1<<f.kind) == 0 || !sc.compatible(f) {
+		t := &trans[ti]
+		for fi := head[t.path]; fi >= 0; fi = fields[fi].next {
+			f := &fields[fi]
+			if t.kinds&(1<<f.kind) == 0 || f.trailN > 0 && !sc.compatible(f) {
+				continue
+			}
+			if to, ok := sc.single(t, ti, f); ok {
+				// One key or range leading to one state: no set to
+				// collect.
+				if to != noState {
+					sc.steps++
+					sc.walkFrom(to, f, fi)
+				}
 				continue
 			}
 			mark := len(sc.next)
@@ -1148,6 +1293,57 @@ func (sc *scratch) walk(s int32) {
 				sc.walk(n)
 			}
 		}
+	}
+}
+
+// single evaluates, without collecting a set, the transitions where a value
+// leads to at most one state: one string key or one numeric range (most
+// transitions of a large rule set, where each rule adds its own
+// condition), or exact strings whose hit is one state. ok reports that t
+// and f are such a case, to the state f leads to (noState if none).
+func (sc *scratch) single(t *trans, ti int32, f *evField) (to int32, ok bool) {
+	switch {
+	case t.has == hasStr:
+		to := sc.a.strs.get(strKey(ti, kExact), sc.hash(f), f.val)
+		return to, to >= 0 || to == noState
+	case t.has == hasSmall && t.kn == 1:
+		e := &sc.a.small[t.k0]
+		if e.to < 0 {
+			return 0, false
+		}
+		var ipc ipCache
+		if sc.keyMatch(e, f, &ipc) {
+			return e.to, true
+		}
+		return noState, true
+	case t.has == hasNumeric && t.r1 == t.r0+1:
+		if r := &sc.a.ranges[t.r0]; f.numOK && r.contains(f.num) {
+			return r.to, true
+		}
+		return noState, true
+	}
+	return 0, false
+}
+
+// walkFrom walks from state to, reached by field fi (f).
+func (sc *scratch) walkFrom(to int32, f *evField, fi int32) {
+	if st := &sc.a.states[to]; st.trans0 == st.trans1 {
+		// A state without transitions (where most rules end) only
+		// accepts.
+		sc.steps++
+		if sc.steps > maxSteps {
+			panic(walkAbort{})
+		}
+		sc.accept(st.acc)
+		return
+	}
+	pushed := f.trailN > 0
+	if pushed {
+		sc.used = append(sc.used, fi)
+	}
+	sc.walk(to)
+	if pushed {
+		sc.used = sc.used[:len(sc.used)-1]
 	}
 }
 

@@ -20,7 +20,66 @@ func TestAutomatonLayouts(t *testing.T) {
 			TestConformance(t)
 			TestAutomatonMatchesReference(t)
 			TestRegexLiterals(t)
+			TestFoldAndCIDRKeys(t)
 		})
+	}
+}
+
+// TestFoldAndCIDRKeys checks case-folded keys (compared without folding
+// the value when the compared part is ASCII) and CIDR keys (values that
+// cannot be in an IPv4 block are not parsed) against the reference, with
+// values whose fold differs in length or turns non-ASCII into ASCII.
+func TestFoldAndCIDRKeys(t *testing.T) {
+	alts := []any{
+		map[string]any{"equals-ignore-case": "ok"},
+		map[string]any{"prefix": map[string]any{"equals-ignore-case": "ka"}},
+		map[string]any{"suffix": map[string]any{"equals-ignore-case": "@ok"}},
+		map[string]any{"suffix": map[string]any{"equals-ignore-case": "é"}},
+		map[string]any{"cidr": "10.1.0.0/16"},
+		map[string]any{"cidr": "100.0.0.0/8"},
+		map[string]any{"cidr": "0.0.0.0/8"},
+		map[string]any{"cidr": "8.0.0.0/7"},
+		map[string]any{"cidr": "1.2.3.0/24"},
+		map[string]any{"cidr": "1.2.3.4/32"},
+		map[string]any{"cidr": "::ffff:10.0.0.0/104"},
+		map[string]any{"cidr": "fe80::/10"},
+	}
+	values := []any{"OK", "oK", "\u212A", "o\u212A", "\u212Aa", "KA", "Kab", "x@OK", "x@o\u212A", "\xffok", "ok\xff",
+		"É", "xé", "xÉ", "10.1.2.3", "010.1.2.3", "10.1.2.3%eth0", "::ffff:10.1.2.3", "10.2.3.4", "100.1.2.3",
+		"0.1.2.3", "9.1.2.3", "8.255.0.1", "1.2.3.4", "1.2.3.45", "1.2.30.4", "1.2.3", "10", "10.", "fe80::1", "fe80::1%eth0", 10, ""}
+	var rules []Rule
+	var refs []*refRule
+	for i, a := range alts {
+		pb, _ := json.Marshal(map[string]any{"data": map[string]any{"id": []any{a}}})
+		cp, err := compilePattern(pb, compileOpts{maxDepth: DefaultMaxPatternDepth})
+		if err != nil {
+			t.Fatalf("%s: %v", pb, err)
+		}
+		rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Pattern: pb})
+		refs = append(refs, newRefRule(cp))
+	}
+	m, err := NewMatcher(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range values {
+		eb, _ := json.Marshal(map[string]any{"data": map[string]any{"id": v}})
+		if s, ok := v.(string); ok {
+			eb = []byte(`{"data":{"id":"` + s + `"}}`) // escapes and invalid UTF-8 as written
+		}
+		got, err := m.Match(eb, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range rules {
+			want, err := referenceMatch(refs[i], eb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if slices.Contains(got, r.Name) != want {
+				t.Errorf("%s, event %s: automaton %v, reference %v", rules[i].Pattern, eb, !want, want)
+			}
+		}
 	}
 }
 

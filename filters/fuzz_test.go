@@ -139,8 +139,8 @@ func FuzzEvent(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if slices.Contains(got, m.names[i]) != want {
-				t.Fatalf("rule %s: automaton %v, reference %v", m.names[i], !want, want)
+			if slices.Contains(got, m.rules[i].name) != want {
+				t.Fatalf("rule %s: automaton %v, reference %v", m.rules[i].name, !want, want)
 			}
 		}
 	})

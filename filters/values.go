@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 	"unsafe"
@@ -33,7 +34,23 @@ func foldRune(r rune) rune {
 
 // appendFold appends the case fold of s to dst.
 func appendFold(dst, s []byte) []byte {
-	for i := 0; i < len(s); {
+	// ASCII runs are folded in place in the grown slice; the first
+	// non-ASCII byte hands over to the rune loop.
+	dst = slices.Grow(dst, len(s))
+	out := dst[len(dst) : len(dst)+len(s)]
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			break
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	dst = dst[:len(dst)+i]
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if 'A' <= c && c <= 'Z' {
