@@ -59,6 +59,7 @@ type options struct {
 	transport         string
 	targetConcurrency int // 0: busbar's default (only with targetBatch)
 	targetBatch       int // batch.max_rows of the target; 0 = one request per event
+	client            string
 	label             string
 	keep              bool
 	verbose           bool
@@ -92,6 +93,7 @@ func main() {
 	flag.StringVar(&o.transport, "transport", "embedded://", "transport URL of the generated config")
 	flag.IntVar(&o.targetConcurrency, "target-concurrency", 64, "concurrency: of the HTTP target (in-flight deliveries); with -target-batch, left out it is busbar's default (max_rows × max_in_flight)")
 	flag.IntVar(&o.targetBatch, "target-batch", 0, "batch: {max_rows: N} on the HTTP target: busbar POSTs up to N events per request in CloudEvents batch mode; 0 = one request per event")
+	flag.StringVar(&o.client, "client", "lean", "generator's HTTP client: lean (one raw HTTP/1.1 keep-alive connection per -conns, cheap like wrk) or nethttp (Go's net/http client)")
 	flag.StringVar(&o.label, "label", "", "scenario name in the table row (default: derived from the flags)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (config, data dir, busbar log)")
 	flag.BoolVar(&o.verbose, "v", false, "print progress every second")
@@ -127,6 +129,8 @@ func (o options) validate() error {
 		return errors.New("-batch must be 1 to 1000")
 	case o.conns < 1 || o.conns > 4096:
 		return errors.New("-conns must be 1 to 4096")
+	case o.client != "lean" && o.client != "nethttp":
+		return fmt.Errorf("-client %q: use lean or nethttp", o.client)
 	case o.rate < 0 || o.rate > 10_000_000:
 		return errors.New("-rate must be 0 to 10,000,000")
 	case o.duration <= 0 || o.duration > time.Hour:
@@ -620,13 +624,15 @@ func (d *driver) closedLoop(p *phaseResult, prefix string, seq *atomic.Uint64, d
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := d.newPoster()
+			defer c.close()
 			buf := make([]byte, 0, 1200*d.o.batch+64)
 			for time.Now().Before(deadline) && reqs.Add(1) <= d.o.maxRequests {
 				n := uint64(d.o.batch)
 				s := seq.Add(n) - n
 				sent := time.Now()
 				buf = appendBody(buf[:0], d.o.batch > 1, prefix, s, d.o.batch, sent)
-				d.send(p, buf, sent)
+				d.send(c, p, buf, sent)
 			}
 		}()
 	}
@@ -646,6 +652,8 @@ func (d *driver) openLoop(p *phaseResult, prefix string, seq *atomic.Uint64, dur
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := d.newPoster()
+			defer c.close()
 			buf := make([]byte, 0, 1200*d.o.batch+64)
 			for at := range due {
 				now := time.Now()
@@ -659,7 +667,7 @@ func (d *driver) openLoop(p *phaseResult, prefix string, seq *atomic.Uint64, dur
 				n := uint64(d.o.batch)
 				s := seq.Add(n) - n
 				buf = appendBody(buf[:0], d.o.batch > 1, prefix, s, d.o.batch, at)
-				d.send(p, buf, at)
+				d.send(c, p, buf, at)
 			}
 		}()
 	}
@@ -674,31 +682,19 @@ func (d *driver) openLoop(p *phaseResult, prefix string, seq *atomic.Uint64, dur
 	wg.Wait()
 }
 
-func (d *driver) send(p *phaseResult, body []byte, from time.Time) {
-	req, err := http.NewRequest(http.MethodPost, d.eventsURL, bytes.NewReader(body))
-	if err != nil {
-		p.fail("request", err.Error())
-		return
-	}
+func (d *driver) send(c poster, p *phaseResult, body []byte, from time.Time) {
+	ctype := "application/cloudevents+json"
 	if d.o.batch > 1 {
-		req.Header.Set("Content-Type", "application/cloudevents-batch+json")
-	} else {
-		req.Header.Set("Content-Type", "application/cloudevents+json")
+		ctype = "application/cloudevents-batch+json"
 	}
-	resp, err := d.client.Do(req)
+	status, msg, err := c.post(body, ctype)
 	if err != nil {
 		p.fail("transport error", err.Error())
 		return
 	}
-	var msg []byte
-	if resp.StatusCode != http.StatusOK {
-		msg, _ = io.ReadAll(io.LimitReader(resp.Body, 512))
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	p.ingest.record(time.Since(from))
-	if resp.StatusCode != http.StatusOK {
-		p.fail(fmt.Sprintf("HTTP %d", resp.StatusCode), strings.TrimSpace(string(msg)))
+	if status != http.StatusOK {
+		p.fail(fmt.Sprintf("HTTP %d", status), strings.TrimSpace(string(msg)))
 		return
 	}
 	p.requests.Add(1)

@@ -106,7 +106,7 @@ func (r *report) print(w io.Writer) {
 		target = fmt.Sprintf("target batch max_rows %d, concurrency %s", o.targetBatch, conc)
 	}
 	fmt.Fprintf(w, "busbar:      %s, transport %s, %s, %s\n", server, o.transport, target, r.goVersion)
-	fmt.Fprintf(w, "load:        %s, %d connections, offered %s, %s measured after %s warm-up\n", mode, o.conns, offered, o.duration, o.warmup)
+	fmt.Fprintf(w, "load:        %s, %d connections (%s client), offered %s, %s measured after %s warm-up\n", mode, o.conns, o.client, offered, o.duration, o.warmup)
 	fmt.Fprintf(w, "load avg:    before %s, after %s\n", r.loadBefore, r.loadAfter)
 	fmt.Fprintf(w, "ingest:      %d events accepted in %d requests over %s = %s events/s; %d requests failed: %s\n",
 		acc, p.requests.Load(), sendWall.Round(time.Millisecond), thousands(accRate), p.failed.Load(), p.errorSummary())
