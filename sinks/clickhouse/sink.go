@@ -95,8 +95,8 @@ type Sink struct {
 // row is one event ready for a batch.
 type row struct {
 	id   string
-	ev   eventRow // events table
-	vals []any    // custom table
+	ev   *eventRow // events table
+	vals []any     // custom table
 }
 
 var _ sinks.Sink = (*Sink)(nil)
@@ -344,7 +344,7 @@ func (s *Sink) flushEvents(ctx context.Context, b *batch.Batch[row]) error {
 		if b.Failed(i) {
 			continue
 		}
-		e := &b.Items[i].ev
+		e := b.Items[i].ev
 		ids = append(ids, e.id)
 		sources = append(sources, e.source)
 		types = append(types, e.typ)
