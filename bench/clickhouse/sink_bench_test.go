@@ -9,8 +9,13 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,29 +36,38 @@ func event(i int) []byte {
 func BenchmarkSink(b *testing.B) {
 	for _, c := range []struct {
 		callers, rows, inFlight int
+		dataType                string
+		async                   bool
 	}{
-		{10_000, 50_000, 4},  // the clickhouse target's default concurrency
-		{50_000, 25_000, 4},  // enough callers to keep two batches in flight
-		{100_000, 50_000, 4}, // the most concurrency allows
+		{10_000, 50_000, 4, "json", false},  // the clickhouse target's default concurrency
+		{50_000, 25_000, 4, "json", false},  // enough callers to keep two batches in flight
+		{100_000, 50_000, 4, "json", false}, // the most concurrency allows
+		{50_000, 25_000, 4, "string", false},
+		{10_000, 50_000, 4, "json", true}, // server-side async inserts
 	} {
-		b.Run(fmt.Sprintf("callers=%d/max_rows=%d", c.callers, c.rows), func(b *testing.B) {
+		name := fmt.Sprintf("callers=%d/max_rows=%d/data=%s", c.callers, c.rows, c.dataType)
+		if c.async {
+			name += "/async"
+		}
+		b.Run(name, func(b *testing.B) {
 			dsn, _ := chtest.Database(b)
 			ctx := context.Background()
-			s, err := clickhouse.Open(ctx, clickhouse.Options{DSN: dsn, CreateTable: true,
+			s, err := clickhouse.Open(ctx, clickhouse.Options{DSN: dsn, CreateTable: true, DataType: c.dataType, AsyncInsert: c.async,
 				Batch: batch.Limits{MaxRows: c.rows, MaxInFlight: c.inFlight, Callers: c.callers}})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			evs := make([][]byte, b.N)
+			evs := make([]sinks.Delivery, b.N)
 			size := 0
 			for i := range evs {
-				evs[i] = event(i)
-				size += len(evs[i])
+				evs[i] = sinks.Delivery{EventID: strconv.Itoa(i), Event: event(i)}
+				size += len(evs[i].Event)
 			}
 			var next atomic.Int64
 			var failed atomic.Int64
 			b.ResetTimer()
+			srv0, cli0 := serverCPU(), clientCPU()
 			start := time.Now()
 			var wg sync.WaitGroup
 			for range min(c.callers, b.N) {
@@ -63,7 +77,7 @@ func BenchmarkSink(b *testing.B) {
 						if i >= b.N {
 							return
 						}
-						if err := s.Deliver(ctx, sinks.Delivery{EventID: fmt.Sprint(i), Event: evs[i]}); err != nil {
+						if err := s.Deliver(ctx, evs[i]); err != nil {
 							failed.Add(1)
 						}
 					}
@@ -71,15 +85,60 @@ func BenchmarkSink(b *testing.B) {
 			}
 			wg.Wait()
 			el := time.Since(start)
+			srv, cli := serverCPU()-srv0, clientCPU()-cli0
 			b.StopTimer()
 			if failed.Load() > 0 {
 				b.Fatalf("%d deliveries failed", failed.Load())
 			}
 			b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
 			b.ReportMetric(float64(size)/float64(b.N), "B/event")
+			b.ReportMetric(cli.Seconds()*1e6/float64(b.N), "client-µs/row")
+			if srv0 >= 0 {
+				b.ReportMetric(srv.Seconds()*1e6/float64(b.N), "server-µs/row")
+			}
 			if got := chtest.Count(b, chtest.Conn(b, dsn), "SELECT count() FROM events"); got != uint64(b.N) {
 				b.Fatalf("count() = %d, want %d", got, b.N)
 			}
 		})
 	}
+}
+
+// clientCPU is the CPU time (user and system) this process has used.
+func clientCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU is the CPU time the dev server (deployments/dev/clickhouse.sh)
+// has used, from /proc; negative when it is not running here (another
+// server given by CLICKHOUSE_ADDR).
+func serverCPU() time.Duration {
+	if os.Getenv("CLICKHOUSE_ADDR") != "" {
+		return -1
+	}
+	dir := os.Getenv("CLICKHOUSE_DIR")
+	if dir == "" {
+		wd, _ := os.Getwd()
+		dir = filepath.Join(wd, "..", "..", ".data", "clickhouse")
+	}
+	pid, err := os.ReadFile(filepath.Join(dir, "server.pid"))
+	if err != nil {
+		return -1
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		return -1
+	}
+	// Fields after the command's closing parenthesis: utime and stime are
+	// the 14th and 15th of the line, in clock ticks (100 per second).
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
