@@ -104,7 +104,7 @@ func (h *Handler) tooLarge(w nethttp.ResponseWriter) {
 
 // readBody reads the capped body; false means an answer was written.
 func (h *Handler) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte, bool) {
-	b, err := io.ReadAll(r.Body)
+	b, err := readAll(r.Body, r.ContentLength)
 	if err != nil {
 		var mbe *nethttp.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -115,6 +115,35 @@ func (h *Handler) readBody(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte
 		return nil, false
 	}
 	return b, true
+}
+
+// maxPrealloc bounds the buffer reserved for a body before it arrives.
+const maxPrealloc = 64 << 10
+
+// readAll reads r to the end into one buffer sized from the announced
+// length, instead of letting io.ReadAll grow one step by step. At most
+// maxPrealloc is reserved before the bytes arrive, so a client announcing
+// megabytes it never sends holds no more than that. A body longer than
+// announced still reads whole (the MaxBytesReader under it enforces the
+// limit).
+func readAll(r io.Reader, announced int64) ([]byte, error) {
+	if announced <= 0 || announced >= maxPrealloc {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, announced+1) // +1: EOF arrives without growing
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		switch {
+		case err == io.EOF:
+			return b, nil
+		case err != nil:
+			return b, err
+		case len(b) == cap(b):
+			rest, err := io.ReadAll(r)
+			return append(b, rest...), err
+		}
+	}
 }
 
 // readJSON reads the capped body and checks it is well-formed JSON; false

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/busbar/busbar/pipeline"
@@ -283,5 +284,19 @@ func TestWrongMethodAndPublishFailure(t *testing.T) {
 	code, out := post(t, srv.URL+"/v1/buses/default/events", "application/cloudevents+json", `{"specversion":"1.0","source":"s","type":"t"}`, nil)
 	if code != 503 || out["error"].(map[string]any)["code"] != CodeBusUnavailable {
 		t.Fatalf("%d %v", code, out)
+	}
+}
+
+func TestReadAllAnnouncedLength(t *testing.T) {
+	body := strings.Repeat("x", 5000)
+	for _, announced := range []int64{-1, 0, 10, 4999, 5000, 6000, 1 << 20} {
+		got, err := readAll(iotest.OneByteReader(strings.NewReader(body)), announced)
+		if err != nil || string(got) != body {
+			t.Errorf("announced %d: got %d bytes, err %v; want all %d", announced, len(got), err, len(body))
+		}
+	}
+	_, err := readAll(iotest.ErrReader(errors.New("boom")), 10)
+	if err == nil || err.Error() != "boom" {
+		t.Errorf("read error: got %v, want boom", err)
 	}
 }
