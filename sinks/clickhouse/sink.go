@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
@@ -332,35 +333,12 @@ func (s *Sink) flushEvents(ctx context.Context, b *batch.Batch[row]) error {
 	if n == 0 {
 		return nil
 	}
-	var (
-		ids, sources, types, subjects = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-		times, ingests                = make([]time.Time, 0, n), make([]time.Time, 0, n)
-		buses, specs, cts, schemas    = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
-		exts                          = make([]map[string]string, 0, n)
-		datas                         = make([]string, 0, n)
-	)
-	empty := map[string]string{}
+	c := colsPool.Get().(*eventCols)
+	defer c.release()
 	for i := range b.Items {
-		if b.Failed(i) {
-			continue
+		if !b.Failed(i) {
+			c.add(b.Items[i].ev)
 		}
-		e := b.Items[i].ev
-		ids = append(ids, e.id)
-		sources = append(sources, e.source)
-		types = append(types, e.typ)
-		subjects = append(subjects, e.subject)
-		times = append(times, e.time)
-		ingests = append(ingests, e.ingest)
-		buses = append(buses, e.bus)
-		specs = append(specs, e.specversion)
-		cts = append(cts, e.contentType)
-		schemas = append(schemas, e.schema)
-		if e.ext == nil {
-			exts = append(exts, empty)
-		} else {
-			exts = append(exts, e.ext)
-		}
-		datas = append(datas, e.data)
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.InsertTimeout)
 	defer cancel()
@@ -369,12 +347,64 @@ func (s *Sink) flushEvents(ctx context.Context, b *batch.Batch[row]) error {
 		return classify(err)
 	}
 	defer bt.Close()
-	for i, col := range []any{ids, sources, types, subjects, times, ingests, buses, specs, cts, schemas, exts, datas} {
+	for i, col := range c.columns() {
 		if err := bt.Column(i).Append(col); err != nil {
 			return batch.Split(fmt.Errorf("column %s: %w", eventColumns[i].name, err))
 		}
 	}
 	return classify(bt.Send())
+}
+
+// eventCols are the columns of one insert into the events table, in
+// eventColumns order. They are pooled: a batch of 50,000 rows needs ~10 MB
+// of column slices, and the driver copies them at Append, so the next batch
+// can reuse them.
+type eventCols struct {
+	ids, sources, types, subjects []string
+	times, ingests                []time.Time
+	buses, specs, cts, schemas    []string
+	exts                          []map[string]string
+	datas                         []string
+}
+
+var colsPool = sync.Pool{New: func() any { return new(eventCols) }}
+
+// noExt stands for an event without extensions (the driver wants a map).
+var noExt = map[string]string{}
+
+func (c *eventCols) add(e *eventRow) {
+	c.ids = append(c.ids, e.id)
+	c.sources = append(c.sources, e.source)
+	c.types = append(c.types, e.typ)
+	c.subjects = append(c.subjects, e.subject)
+	c.times = append(c.times, e.time)
+	c.ingests = append(c.ingests, e.ingest)
+	c.buses = append(c.buses, e.bus)
+	c.specs = append(c.specs, e.specversion)
+	c.cts = append(c.cts, e.contentType)
+	c.schemas = append(c.schemas, e.schema)
+	if e.ext == nil {
+		c.exts = append(c.exts, noExt)
+	} else {
+		c.exts = append(c.exts, e.ext)
+	}
+	c.datas = append(c.datas, e.data)
+}
+
+func (c *eventCols) columns() []any {
+	return []any{c.ids, c.sources, c.types, c.subjects, c.times, c.ingests, c.buses, c.specs, c.cts, c.schemas, c.exts, c.datas}
+}
+
+// release empties the columns (letting go of the events' text) and pools
+// them again.
+func (c *eventCols) release() {
+	for _, s := range []*[]string{&c.ids, &c.sources, &c.types, &c.subjects, &c.buses, &c.specs, &c.cts, &c.schemas, &c.datas} {
+		clear(*s)
+		*s = (*s)[:0]
+	}
+	clear(c.exts)
+	c.times, c.ingests, c.exts = c.times[:0], c.ingests[:0], c.exts[:0]
+	colsPool.Put(c)
 }
 
 // flushMapped writes a batch to a custom table, row by row.
