@@ -15,6 +15,7 @@ const (
 	DefaultInitialInterval = 100 * time.Millisecond
 	DefaultMaxInterval     = 60 * time.Second
 	DefaultConcurrency     = 64
+	DefaultChatConcurrency = 1 // dingtalk, wecom, feishu, slack
 )
 
 // Target types and CloudEvents HTTP binding modes.
@@ -92,8 +93,13 @@ func (t *Target) applyDefaults() {
 	t.applyHTTPBatchDefaults()
 	if t.Concurrency == 0 {
 		t.Concurrency = DefaultConcurrency
-		if t.Type == TypeClickHouse {
+		switch {
+		case t.Type == TypeClickHouse:
 			t.Concurrency = DefaultClickHouseConcurrency
+		case IsChat(t.Type):
+			// Robots take ~20 messages a minute and people read them in
+			// order: one at a time.
+			t.Concurrency = DefaultChatConcurrency
 		}
 	}
 }

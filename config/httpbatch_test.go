@@ -94,3 +94,33 @@ func TestHTTPBatchErrors(t *testing.T) {
 		t.Errorf("concurrency 5000 without batch: %v", err)
 	}
 }
+
+// Chat robots take about 20 messages a minute and people read them in
+// order, so they default to one delivery at a time; a set value stays.
+func TestChatConcurrencyDefault(t *testing.T) {
+	c, err := Parse([]byte(`
+rules:
+  - name: r
+    targets:
+      - {id: robot, type: dingtalk, url: "https://oapi.dingtalk.com/robot/send?access_token=x", text: "hi"}
+      - {id: busy, type: slack, url: "https://hooks.slack.com/services/x", text: "hi", concurrency: 4}
+      - {id: api, type: http, url: "https://a.example/in"}
+`), "busbar.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{DefaultChatConcurrency, 4, DefaultConcurrency} {
+		if got := c.Rules[0].Targets[i].Concurrency; got != want {
+			t.Errorf("target %s: concurrency %d, want %d", c.Rules[0].Targets[i].ID, got, want)
+		}
+	}
+	_, err = Parse([]byte(`
+rules:
+  - name: r
+    targets:
+      - {id: robot, type: wecom, url: "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=x", text: "hi", concurrency: 0}
+`), "busbar.yaml")
+	if err == nil || !strings.Contains(err.Error(), "leave it out for the default 1") {
+		t.Errorf("concurrency 0 on a chat robot: got %v, want the range error naming default 1", err)
+	}
+}

@@ -152,7 +152,8 @@ type Target struct {
 	// Retry bounds redelivery of failed attempts.
 	Retry Retry `yaml:"retry,omitempty" json:"retry,omitempty"`
 	// Concurrency is how many events of this target may be in delivery at
-	// once: 1 to 1024 (default 16). 1 keeps strict order. Batching sinks
+	// once: 1 to 1024 (default 64; 1 for chat robots, which take about 20
+	// messages a minute). 1 keeps strict order. Batching sinks
 	// fill a batch only from events in delivery: clickhouse targets and
 	// http targets with batch take 1 to 100000 (default 10000 for
 	// clickhouse; batch.max_rows × batch.max_in_flight, at most 10000, for

@@ -394,6 +394,8 @@ func (v *validator) target(path string, t *Target) {
 	case t.Type == TypeHTTP && t.Batch != (Batch{}) && !v.inPipe:
 		v.batchingConcurrency(path+".concurrency", t.Concurrency, HTTPBatchConcurrency(orInt(t.Batch.MaxRows, DefaultHTTPBatchMaxRows), orInt(t.Batch.MaxInFlight, DefaultHTTPBatchMaxInFlight)),
 			"an http target with batch fills its batches from the events in delivery, so give it at least batch.max_rows × batch.max_in_flight")
+	case IsChat(t.Type):
+		v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), DefaultChatConcurrency)
 	default:
 		v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), DefaultConcurrency)
 	}
