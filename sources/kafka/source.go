@@ -152,6 +152,9 @@ func Start(o Options) (*Source, error) {
 	return s, nil
 }
 
+// commitTimeout bounds one offset commit, also during Close.
+const commitTimeout = 10 * time.Second
+
 func (s *Source) run() {
 	defer close(s.done)
 	backoff := 100 * time.Millisecond
@@ -186,9 +189,14 @@ func (s *Source) run() {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		if err := s.cl.CommitRecords(s.ctx, recs...); err != nil && s.ctx.Err() == nil {
+		// Commit what reached the bus even when Close came meanwhile:
+		// cancelling the commit would publish these records again after a
+		// graceful restart.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), commitTimeout)
+		if err := s.cl.CommitRecords(cctx, recs...); err != nil {
 			s.log.Warn("kafka offset commit failed; these records may be published again", "error", err)
 		}
+		cancel()
 		s.cl.AllowRebalance()
 	}
 }
