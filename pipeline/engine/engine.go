@@ -72,6 +72,12 @@ const (
 	defaultConcurrency  = 64
 	routerInFlight      = 256
 	defaultDrainTimeout = 30 * time.Second
+	// ackWait is how long the transport waits for a handed-out message's
+	// ack before giving it to someone else: after a crash, the events that
+	// were in delivery come back this long after their hand-out. Handlers
+	// that take longer are kept alive by the subscriber's progress signals
+	// (every ackWait/3), so it bounds no delivery.
+	ackWait = 10 * time.Second
 )
 
 // Start opens the transport and starts routing. cfg must be validated and
@@ -194,7 +200,7 @@ func (e *Engine) buildBus(ctx context.Context, bus string) (*busRuntime, error) 
 	}
 	rt.routing = routers.NewBusRouter(bus, tbl, e.pub, e.log)
 	sub, err := e.tr.Subscriber(routers.GroupRouter, transport.SubscribeOptions{
-		MaxInFlight: routerInFlight, AckWait: 30 * time.Second, NackDelay: time.Second, DrainTimeout: e.opts.DrainTimeout,
+		MaxInFlight: routerInFlight, AckWait: ackWait, NackDelay: time.Second, DrainTimeout: e.opts.DrainTimeout,
 	})
 	if err != nil {
 		return nil, err
@@ -236,7 +242,7 @@ func (e *Engine) addDispatcher(ctx context.Context, rt *busRuntime, bus, rule st
 		},
 	})
 	sub, err := e.tr.Subscriber(routers.GroupDispatch, transport.SubscribeOptions{
-		MaxInFlight: conc, AckWait: 30 * time.Second, NackDelay: time.Second, DrainTimeout: e.opts.DrainTimeout,
+		MaxInFlight: conc, AckWait: ackWait, NackDelay: time.Second, DrainTimeout: e.opts.DrainTimeout,
 	})
 	if err != nil {
 		return err
