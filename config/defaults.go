@@ -92,14 +92,23 @@ func (t *Target) applyDefaults() {
 	}
 	t.applyHTTPBatchDefaults()
 	if t.Concurrency == 0 {
-		t.Concurrency = DefaultConcurrency
-		switch {
-		case t.Type == TypeClickHouse:
-			t.Concurrency = DefaultClickHouseConcurrency
-		case IsChat(t.Type):
-			// Robots take ~20 messages a minute and people read them in
-			// order: one at a time.
-			t.Concurrency = DefaultChatConcurrency
-		}
+		t.Concurrency = t.defaultConcurrency(t.BatchesRequests())
+	}
+}
+
+// defaultConcurrency is a target's concurrency when the config leaves it
+// out; batching says whether it is an http target sending batches.
+func (t *Target) defaultConcurrency(batching bool) int {
+	switch {
+	case t.Type == TypeClickHouse:
+		return DefaultClickHouseConcurrency
+	case batching:
+		return HTTPBatchConcurrency(orInt(t.Batch.MaxRows, DefaultHTTPBatchMaxRows), orInt(t.Batch.MaxInFlight, DefaultHTTPBatchMaxInFlight))
+	case IsChat(t.Type):
+		// Robots take ~20 messages a minute and people read them in
+		// order: one at a time.
+		return DefaultChatConcurrency
+	default:
+		return DefaultConcurrency
 	}
 }

@@ -34,9 +34,9 @@ func (t *Target) BatchesRequests() bool {
 	return t.Type == TypeHTTP && !t.pipe && t.Batch != (Batch{})
 }
 
-// applyHTTPBatchDefaults fills the batch limits of a batching http target,
-// and its concurrency: enough events in delivery to fill max_in_flight
-// batches of max_rows.
+// applyHTTPBatchDefaults fills the batch limits of a batching http target
+// (its concurrency, enough events in delivery to fill max_in_flight batches
+// of max_rows, comes from defaultConcurrency).
 func (t *Target) applyHTTPBatchDefaults() {
 	if !t.BatchesRequests() {
 		return
@@ -53,9 +53,6 @@ func (t *Target) applyHTTPBatchDefaults() {
 	}
 	if b.MaxInFlight == 0 {
 		b.MaxInFlight = DefaultHTTPBatchMaxInFlight
-	}
-	if t.Concurrency == 0 {
-		t.Concurrency = HTTPBatchConcurrency(b.MaxRows, b.MaxInFlight)
 	}
 }
 

@@ -388,16 +388,16 @@ func (v *validator) target(path string, t *Target) {
 	v.headers(path+".headers", t.Headers)
 	v.transform(path+".transform", t.Transform)
 	v.durationField(path+".timeout", "Target.timeout", t.Timeout, DefaultTimeout)
+	batching := t.Type == TypeHTTP && t.Batch != (Batch{}) && !v.inPipe
+	def := t.defaultConcurrency(batching)
 	switch {
 	case t.Type == TypeClickHouse:
-		v.batchingConcurrency(path+".concurrency", t.Concurrency, DefaultClickHouseConcurrency, "a clickhouse target batches the events in delivery, so give it thousands")
-	case t.Type == TypeHTTP && t.Batch != (Batch{}) && !v.inPipe:
-		v.batchingConcurrency(path+".concurrency", t.Concurrency, HTTPBatchConcurrency(orInt(t.Batch.MaxRows, DefaultHTTPBatchMaxRows), orInt(t.Batch.MaxInFlight, DefaultHTTPBatchMaxInFlight)),
+		v.batchingConcurrency(path+".concurrency", t.Concurrency, def, "a clickhouse target batches the events in delivery, so give it thousands")
+	case batching:
+		v.batchingConcurrency(path+".concurrency", t.Concurrency, def,
 			"an http target with batch fills its batches from the events in delivery, so give it at least batch.max_rows × batch.max_in_flight")
-	case IsChat(t.Type):
-		v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), DefaultChatConcurrency)
 	default:
-		v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), DefaultConcurrency)
+		v.intField(path+".concurrency", "Target.concurrency", int64(t.Concurrency), int64(def))
 	}
 	v.batch(path+".batch", &t.Batch, t.Type == TypeHTTP && !v.inPipe)
 	v.clickhouse(path, t)
