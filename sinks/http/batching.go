@@ -1,7 +1,6 @@
 package http
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -156,18 +155,5 @@ func (s *Sink) batchRequest(ctx context.Context, body []byte, ctype string) (*ne
 	if err := s.addQuery(u, nil); err != nil {
 		return nil, err
 	}
-	req, err := nethttp.NewRequestWithContext(ctx, s.method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, err
-	}
-	if s.conn != nil {
-		for k, v := range s.conn.headers {
-			req.Header[k] = v
-		}
-	}
-	for _, h := range s.headers {
-		req.Header.Set(h.name, h.val.lits[0])
-	}
-	req.Header.Set("Content-Type", ctype)
-	return req, nil
+	return s.newRequest(ctx, u, body, ctype, nil)
 }

@@ -365,6 +365,22 @@ func (s *Sink) request(ctx context.Context, d sinks.Delivery) (*nethttp.Request,
 	if s.noBody {
 		body = nil
 	}
+	req, err := s.newRequest(ctx, u, body, ctype, src)
+	if err != nil {
+		return nil, err
+	}
+	if s.binary && d.Body == nil && s.chat == nil {
+		if err := s.writeBinary(ctx, req, d); err != nil {
+			return nil, err
+		}
+	}
+	return req, nil
+}
+
+// newRequest makes the request to u with body (none when nil): the
+// connection's headers, then the target's, whose placeholders read src
+// (one that finds no value is left out).
+func (s *Sink) newRequest(ctx context.Context, u *url.URL, body []byte, ctype string, src []byte) (*nethttp.Request, error) {
 	var r io.Reader
 	if body != nil {
 		r = bytes.NewReader(body)
@@ -389,11 +405,6 @@ func (s *Sink) request(ctx context.Context, d sinks.Delivery) (*nethttp.Request,
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", ctype)
-	}
-	if s.binary && d.Body == nil && s.chat == nil {
-		if err := s.writeBinary(ctx, req, d); err != nil {
-			return nil, err
-		}
 	}
 	return req, nil
 }
