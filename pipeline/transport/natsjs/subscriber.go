@@ -444,7 +444,7 @@ func (sb *subscription) handOut(ctx context.Context, nm *nats.Msg) {
 // cause a redelivery.
 //
 // While the subscription runs, an ack is sent without waiting for the
-// server's confirmation and the slot is free at once: acks and the next
+// server's confirmation, so the slot is free at once: acks and the next
 // pull request travel in order on one connection, and an ack that is lost
 // (the connection or the process dies first) only means the message is
 // delivered again, which at-least-once allows. Once the subscriber is
@@ -453,21 +453,13 @@ func (sb *subscription) handOut(ctx context.Context, nm *nats.Msg) {
 // plain acks sent before them, and a graceful restart redelivers nothing
 // that was acked.
 func (sb *subscription) track(nm *nats.Msg, wm *message.Message, cancel context.CancelFunc, notHanded <-chan struct{}) {
-	settled := false
-	settle := func() {
-		if settled {
-			return
-		}
-		settled = true
+	defer func() {
+		cancel()
 		sb.used.Add(-1)
 		select {
 		case sb.wake <- struct{}{}:
 		default:
 		}
-	}
-	defer func() {
-		cancel()
-		settle()
 		sb.inflight.Done()
 	}()
 	tick := time.NewTicker(max(sb.s.opts.AckWait/3, 10*time.Millisecond))
@@ -478,7 +470,6 @@ func (sb *subscription) track(nm *nats.Msg, wm *message.Message, cancel context.
 			select {
 			case <-sb.s.closing:
 			default:
-				settle()
 				sb.lastAck.Store(nm)
 				if err := nm.Ack(); err != nil {
 					sb.log.Warn("ack not sent; the message will be delivered again", "uuid", wm.UUID, "err", err)
