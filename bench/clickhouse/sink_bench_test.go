@@ -142,3 +142,74 @@ func serverCPU() time.Duration {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond
 }
+
+// BenchmarkSinkBatch feeds the sink the way a pipe does: inFlight
+// goroutines (the pipe's senders, one per batch.max_in_flight) each
+// handing whole slices of events to DeliverBatch, with Callers 0 (a pipe
+// does not count callers) and the pipe's batch limits.
+func BenchmarkSinkBatch(b *testing.B) {
+	for _, c := range []struct {
+		slice, rows, inFlight int
+		dataType              string
+	}{
+		{50_000, 50_000, 4, "json"}, // the pipe's defaults
+		{25_000, 25_000, 4, "json"},
+		{50_000, 50_000, 4, "string"},
+		{25_000, 25_000, 4, "string"},
+	} {
+		name := fmt.Sprintf("senders=%d/slice=%d/max_rows=%d/data=%s", c.inFlight, c.slice, c.rows, c.dataType)
+		b.Run(name, func(b *testing.B) {
+			dsn, _ := chtest.Database(b)
+			ctx := context.Background()
+			s, err := clickhouse.Open(ctx, clickhouse.Options{DSN: dsn, CreateTable: true, DataType: c.dataType,
+				Batch: batch.Limits{MaxRows: c.rows, MaxInFlight: c.inFlight}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			evs := make([]sinks.Delivery, b.N)
+			size := 0
+			for i := range evs {
+				evs[i] = sinks.Delivery{EventID: strconv.Itoa(i), Event: event(i)}
+				size += len(evs[i].Event)
+			}
+			var next atomic.Int64
+			var failed atomic.Int64
+			b.ResetTimer()
+			srv0, cli0 := serverCPU(), clientCPU()
+			start := time.Now()
+			var wg sync.WaitGroup
+			for range c.inFlight {
+				wg.Go(func() {
+					for {
+						lo := int(next.Add(int64(c.slice)) - int64(c.slice))
+						if lo >= b.N {
+							return
+						}
+						for _, err := range s.DeliverBatch(ctx, evs[lo:min(lo+c.slice, b.N)]) {
+							if err != nil {
+								failed.Add(1)
+							}
+						}
+					}
+				})
+			}
+			wg.Wait()
+			el := time.Since(start)
+			srv, cli := serverCPU()-srv0, clientCPU()-cli0
+			b.StopTimer()
+			if failed.Load() > 0 {
+				b.Fatalf("%d deliveries failed", failed.Load())
+			}
+			b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
+			b.ReportMetric(float64(size)/float64(b.N), "B/event")
+			b.ReportMetric(cli.Seconds()*1e6/float64(b.N), "client-µs/row")
+			if srv0 >= 0 {
+				b.ReportMetric(srv.Seconds()*1e6/float64(b.N), "server-µs/row")
+			}
+			if got := chtest.Count(b, chtest.Conn(b, dsn), "SELECT count() FROM events"); got != uint64(b.N) {
+				b.Fatalf("count() = %d, want %d", got, b.N)
+			}
+		})
+	}
+}
