@@ -42,15 +42,26 @@ var (
 // append (and its regrowth) the sink's hottest copy.
 func parseEvent(b []byte, now time.Time) (*eventRow, error) {
 	r := new(eventRow)
-	var ferr error
 	// One allocation for the event: attribute values without escapes are
-	// substrings of it (values jsonparser hands out are sub-slices of b).
-	src := string(b)
+	// substrings of its copy.
+	if err := r.parse(b, string(b), now); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// parse reads the CloudEvent b into r, which must be zero. src is a copy
+// of b (the same text, which r's strings may be substrings of: b itself
+// may be reused once the caller returns). A zero now means time.Now(),
+// read only when the event has no ingest time.
+func (r *eventRow) parse(b []byte, src string, now time.Time) error {
+	var ferr error
 	sub := func(val []byte) string {
 		if len(val) == 0 {
 			return ""
 		}
-		// b escapes (to jsonparser), so it is on the heap and does not move.
+		// Values jsonparser hands out are sub-slices of b; b escapes (to
+		// jsonparser), so it is on the heap and does not move.
 		off := int(uintptr(unsafe.Pointer(unsafe.SliceData(val))) - uintptr(unsafe.Pointer(unsafe.SliceData(b))))
 		if off < 0 || off > len(b)-len(val) {
 			return string(val) // not inside b
@@ -113,22 +124,25 @@ func parseEvent(b []byte, now time.Time) (*eventRow, error) {
 		return nil
 	})
 	if ferr != nil {
-		return nil, ferr
+		return ferr
 	}
 	if err != nil {
-		return nil, fmt.Errorf("the event is not a JSON object: %v", err)
+		return fmt.Errorf("the event is not a JSON object: %v", err)
 	}
 	if r.id == "" {
-		return nil, errors.New("the event has no id")
+		return errors.New("the event has no id")
 	}
 	if !r.hasIngest {
+		if now.IsZero() {
+			now = time.Now()
+		}
 		r.ingest = now
 	}
 	if !r.hasTime {
 		r.time = r.ingest
 	}
 	if r.time.Before(minTime) || r.time.After(maxTime) {
-		return nil, fmt.Errorf("attribute time: %s is outside what ClickHouse DateTime64 holds (1900 to 2299)", r.time.Format(time.RFC3339))
+		return fmt.Errorf("attribute time: %s is outside what ClickHouse DateTime64 holds (1900 to 2299)", r.time.Format(time.RFC3339))
 	}
 	switch {
 	case hasData:
@@ -138,7 +152,7 @@ func parseEvent(b []byte, now time.Time) (*eventRow, error) {
 	default:
 		r.data = "{}"
 	}
-	return r, nil
+	return nil
 }
 
 // attrString is the text of an attribute value: a string unescaped, any

@@ -61,7 +61,7 @@ func BenchmarkBatching(b *testing.B) {
 					b.Error(err)
 					return
 				}
-				if err := bt.Add(context.Background(), row{id: ev.id, ev: ev}, len(evs[i])); err != nil {
+				if err := bt.Add(context.Background(), row{ev: ev}, len(evs[i])); err != nil {
 					b.Error(err)
 					return
 				}
