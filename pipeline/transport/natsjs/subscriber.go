@@ -192,6 +192,13 @@ type subscription struct {
 	abandon  chan struct{} // closed when DrainTimeout passes
 	msgCtx   context.Context
 	lastAck  atomic.Pointer[nats.Msg] // the last message acked without confirmation
+
+	// working holds the handed-out, unsettled messages with the time each
+	// was handed out; one ticker per subscription (progressLoop) tells the
+	// server they are still being worked on, instead of a ticker per
+	// message.
+	workingMu sync.Mutex
+	working   map[*nats.Msg]time.Time
 }
 
 func (s *Subscriber) newSubscription(ctx context.Context, topic string) (*subscription, error) {
@@ -214,6 +221,7 @@ func (s *Subscriber) newSubscription(ctx context.Context, topic string) (*subscr
 		wake:     make(chan struct{}, 1),
 		abandon:  make(chan struct{}),
 		msgCtx:   context.WithoutCancel(ctx),
+		working:  make(map[*nats.Msg]time.Time),
 	}
 	sb.inbox, err = s.nc.Subscribe(s.nc.NewInbox(), func(m *nats.Msg) {
 		select {
@@ -240,6 +248,11 @@ func (sb *subscription) run(ctx context.Context) {
 		case <-stop.Done():
 		}
 	}()
+
+	progressDone := make(chan struct{})
+	progressStopped := make(chan struct{})
+	go func() { defer close(progressStopped); sb.progressLoop(progressDone) }()
+	defer func() { close(progressDone); <-progressStopped }()
 
 	sb.pullLoop(stop)
 	sb.drainInbox()
@@ -427,6 +440,9 @@ func (sb *subscription) handOut(ctx context.Context, nm *nats.Msg) {
 	notHanded := make(chan struct{})
 	sb.inflight.Add(1)
 	sb.used.Add(1)
+	sb.workingMu.Lock()
+	sb.working[nm] = time.Now()
+	sb.workingMu.Unlock()
 	go sb.track(nm, wm, mcancel, notHanded)
 	if ctx.Err() == nil {
 		select {
@@ -439,9 +455,9 @@ func (sb *subscription) handOut(ctx context.Context, nm *nats.Msg) {
 }
 
 // track settles one message: Ack -> a plain ack, Nack ->
-// NakWithDelay(NackDelay); meanwhile it tells the server every AckWait/3
-// that the message is still being worked on, so a slow handler does not
-// cause a redelivery.
+// NakWithDelay(NackDelay). Meanwhile progressLoop tells the server that the
+// message is still being worked on, so a slow handler does not cause a
+// redelivery.
 //
 // While the subscription runs, an ack is sent without waiting for the
 // server's confirmation, so the slot is free at once: acks and the next
@@ -454,6 +470,9 @@ func (sb *subscription) handOut(ctx context.Context, nm *nats.Msg) {
 // that was acked.
 func (sb *subscription) track(nm *nats.Msg, wm *message.Message, cancel context.CancelFunc, notHanded <-chan struct{}) {
 	defer func() {
+		sb.workingMu.Lock()
+		delete(sb.working, nm)
+		sb.workingMu.Unlock()
 		cancel()
 		sb.used.Add(-1)
 		select {
@@ -462,40 +481,61 @@ func (sb *subscription) track(nm *nats.Msg, wm *message.Message, cancel context.
 		}
 		sb.inflight.Done()
 	}()
-	tick := time.NewTicker(max(sb.s.opts.AckWait/3, 10*time.Millisecond))
+	select {
+	case <-wm.Acked():
+		select {
+		case <-sb.s.closing:
+		default:
+			sb.lastAck.Store(nm)
+			if err := nm.Ack(); err != nil {
+				sb.log.Warn("ack not sent; the message will be delivered again", "uuid", wm.UUID, "err", err)
+			}
+			return
+		}
+		ctx, c := context.WithTimeout(context.Background(), ackTimeout)
+		err := nm.AckSync(nats.Context(ctx))
+		c()
+		if err != nil {
+			sb.log.Warn("ack not confirmed; the message will be delivered again", "uuid", wm.UUID, "err", err)
+		}
+	case <-wm.Nacked():
+		sb.nak(nm, wm, sb.s.opts.NackDelay)
+	case <-notHanded:
+		sb.nak(nm, wm, 0)
+	case <-sb.abandon:
+		sb.nak(nm, wm, 0)
+	}
+}
+
+// progressLoop sends a progress signal (+WPI) every AckWait/3 for each
+// message that has been worked on for at least half of that, so the first
+// signal goes out by AckWait/2 at the latest, until done is closed. A
+// signal racing with the message's ack is harmless: the server ignores
+// progress on an acked message.
+func (sb *subscription) progressLoop(done <-chan struct{}) {
+	every := max(sb.s.opts.AckWait/3, 10*time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	var due []*nats.Msg
 	for {
 		select {
-		case <-wm.Acked():
-			select {
-			case <-sb.s.closing:
-			default:
-				sb.lastAck.Store(nm)
-				if err := nm.Ack(); err != nil {
-					sb.log.Warn("ack not sent; the message will be delivered again", "uuid", wm.UUID, "err", err)
+		case <-done:
+			return
+		case now := <-tick.C:
+			due = due[:0]
+			sb.workingMu.Lock()
+			for nm, since := range sb.working {
+				if now.Sub(since) >= every/2 {
+					due = append(due, nm)
 				}
-				return
 			}
-			ctx, c := context.WithTimeout(context.Background(), ackTimeout)
-			err := nm.AckSync(nats.Context(ctx))
-			c()
-			if err != nil {
-				sb.log.Warn("ack not confirmed; the message will be delivered again", "uuid", wm.UUID, "err", err)
+			sb.workingMu.Unlock()
+			for _, nm := range due {
+				if err := nm.InProgress(); err != nil && !errors.Is(err, nats.ErrMsgAlreadyAckd) {
+					sb.log.Debug("in-progress signal failed", "err", err)
+				}
 			}
-			return
-		case <-wm.Nacked():
-			sb.nak(nm, wm, sb.s.opts.NackDelay)
-			return
-		case <-notHanded:
-			sb.nak(nm, wm, 0)
-			return
-		case <-sb.abandon:
-			sb.nak(nm, wm, 0)
-			return
-		case <-tick.C:
-			if err := nm.InProgress(); err != nil {
-				sb.log.Debug("in-progress signal failed", "uuid", wm.UUID, "err", err)
-			}
+			clear(due)
 		}
 	}
 }
