@@ -76,14 +76,16 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
+	deadline := time.Now().Add(p.timeout)
 	stream, err := StreamName(topic)
 	if err != nil {
 		return err
 	}
 	if _, ok := p.known.Load(topic); !ok {
-		if err := p.t.ensureTopic(ctx, topic); err != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := p.t.ensureTopic(ctx, topic)
+		cancel()
+		if err != nil {
 			return err
 		}
 		p.known.Store(topic, true)
@@ -94,7 +96,6 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		perr.Failed = append(perr.Failed, transport.MessageError{Index: i, UUID: msgs[i].UUID, Err: err})
 	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
-	deadline, _ := ctx.Deadline()
 	for i, m := range msgs {
 		nm, err := marshal(topic, m)
 		if err != nil {
@@ -106,7 +107,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 			fail(i, fmt.Errorf("no room to publish within publish_timeout %s", p.timeout))
 			continue
 		}
-		f, err := p.js.PublishMsgAsync(nm, jetstream.WithExpectStream(stream), jetstream.WithStallWait(stall))
+		// No Nats-Expected-Stream header (one more header for the server to
+		// parse per message): the stream of each PubAck is checked below.
+		f, err := p.js.PublishMsgAsync(nm, jetstream.WithStallWait(stall))
 		if err != nil {
 			if errors.Is(err, nats.ErrReconnectBufExceeded) {
 				err = fmt.Errorf("not connected to NATS (reconnecting): %w", err)
@@ -116,19 +119,28 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 		}
 		futures[i] = f
 	}
+	timer := getTimer(time.Until(deadline))
+	defer putTimer(timer)
 	for i, f := range futures {
 		if f == nil {
 			continue
 		}
 		select {
-		case <-f.Ok():
+		case ack := <-f.Ok():
+			if ack.Stream != stream {
+				// Another stream holds the subject (ours was deleted and
+				// someone else's took it over): not where it belongs.
+				p.known.Delete(topic)
+				fail(i, fmt.Errorf("stored by stream %s instead of %s", ack.Stream, stream))
+			}
 		case err := <-f.Err():
 			if errors.Is(err, jetstream.ErrNoStreamResponse) {
 				p.known.Delete(topic) // stream gone: check it again next time
 			}
 			fail(i, err)
-		case <-ctx.Done():
-			fail(i, fmt.Errorf("no ack within publish_timeout %s: %w", p.timeout, ctx.Err()))
+		case <-timer.C:
+			timer.Reset(0) // every later wait fails at once too
+			fail(i, fmt.Errorf("no ack within publish_timeout %s: %w", p.timeout, context.DeadlineExceeded))
 		case <-p.closed:
 			fail(i, fmt.Errorf("connection closed before the ack arrived: %w", ErrPublisherClosed))
 		}
@@ -154,3 +166,20 @@ func (p *Publisher) Close() error {
 type sharedPublisher struct{ *Publisher }
 
 func (sharedPublisher) Close() error { return nil }
+
+// timers are reused across Publish calls: one per call is otherwise a
+// timer allocation plus a context on every event's hand-off.
+var timers sync.Pool
+
+func getTimer(d time.Duration) *time.Timer {
+	if t, ok := timers.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func putTimer(t *time.Timer) {
+	t.Stop() // since Go 1.23 Stop also empties the channel
+	timers.Put(t)
+}
