@@ -164,9 +164,7 @@ func (e *Engine) build(ctx context.Context) error {
 }
 
 func (e *Engine) buildBus(ctx context.Context, bus string) (*busRuntime, error) {
-	wlog := watermill.NewSlogLoggerWithLevelMapping(e.log, map[slog.Level]slog.Level{
-		slog.LevelInfo: slog.LevelDebug, // watermill's per-handler chatter
-	})
+	wlog := wmLogger(e.log)
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: e.opts.DrainTimeout}, wlog)
 	if err != nil {
 		return nil, err
