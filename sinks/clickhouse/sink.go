@@ -14,6 +14,7 @@ import (
 	"unsafe"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	chcolumn "github.com/ClickHouse/clickhouse-go/v2/lib/column"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/busbar/busbar/config"
@@ -455,7 +456,15 @@ func (s *Sink) flushEvents(ctx context.Context, b *batch.Batch[row]) error {
 		return classify(err)
 	}
 	defer bt.Close()
-	for i, col := range c.columns() {
+	cols := c.columns()
+	for i, col := range bt.Columns() {
+		if _, ok := col.(*chcolumn.LowCardinality); ok {
+			if ss, ok := cols[i].([]string); ok {
+				cols[i] = c.boxed(i, ss)
+			}
+		}
+	}
+	for i, col := range cols {
 		if err := bt.Column(i).Append(col); err != nil {
 			return batch.Split(fmt.Errorf("column %s: %w", eventColumns[i].name, err))
 		}
@@ -473,6 +482,7 @@ type eventCols struct {
 	buses, specs, cts, schemas    []string
 	exts                          []map[string]string
 	datas                         []string
+	boxes                         map[int][]any // see boxed
 }
 
 var colsPool = sync.Pool{New: func() any { return new(eventCols) }}
@@ -514,6 +524,38 @@ func (c *eventCols) columns() []any {
 	return []any{c.ids, c.sources, c.types, c.subjects, c.times, c.ingests, c.buses, c.specs, c.cts, c.schemas, c.exts, c.datas}
 }
 
+// boxed is a string column as []any, for a LowCardinality column: the
+// driver takes those by reflection, one value at a time as an interface,
+// which boxed a copy of each string. Here a value equal to one of the last
+// few boxes reuses it (sources, types and buses repeat).
+func (c *eventCols) boxed(k int, ss []string) []any {
+	if c.boxes == nil {
+		c.boxes = make(map[int][]any)
+	}
+	out := slices.Grow(c.boxes[k][:0], len(ss))
+	var recent [8]struct {
+		s string
+		v any
+	}
+	n, next := 0, 0
+rows:
+	for _, s := range ss {
+		for j := range n {
+			if recent[j].s == s {
+				out = append(out, recent[j].v)
+				continue rows
+			}
+		}
+		v := any(s)
+		recent[next].s, recent[next].v = s, v
+		next = (next + 1) % len(recent)
+		n = min(n+1, len(recent))
+		out = append(out, v)
+	}
+	c.boxes[k] = out
+	return out
+}
+
 // release empties the columns (letting go of the events' text) and pools
 // them again.
 func (c *eventCols) release() {
@@ -523,6 +565,10 @@ func (c *eventCols) release() {
 	}
 	clear(c.exts)
 	c.times, c.ingests, c.exts = c.times[:0], c.ingests[:0], c.exts[:0]
+	for k, b := range c.boxes {
+		clear(b)
+		c.boxes[k] = b[:0]
+	}
 	colsPool.Put(c)
 }
 

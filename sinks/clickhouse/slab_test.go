@@ -61,3 +61,27 @@ func TestSlabConvertMatchesConvert(t *testing.T) {
 		}
 	}
 }
+
+// boxed must hand the driver each row's own value, in order, whatever the
+// pattern of repeats.
+func TestBoxedKeepsValues(t *testing.T) {
+	c := new(eventCols)
+	for _, distinct := range []int{1, 5, 8, 9, 20, 1000} {
+		ss := make([]string, 3000)
+		for i := range ss {
+			ss[i] = fmt.Sprint("v", (i*7+i/13)%distinct)
+		}
+		ss[5] = ""
+		out := c.boxed(3, ss)
+		if len(out) != len(ss) {
+			t.Fatalf("%d values for %d", len(out), len(ss))
+		}
+		for i, v := range out {
+			if v.(string) != ss[i] {
+				t.Fatalf("distinct=%d: row %d = %q, want %q", distinct, i, v, ss[i])
+			}
+		}
+		c.release()
+		c = colsPool.Get().(*eventCols)
+	}
+}
