@@ -14,7 +14,6 @@ import (
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
-	"github.com/busbar/busbar/sources/internal/cerecord"
 )
 
 // Publisher is where events go: the buses. The engine implements it (the
@@ -85,14 +84,14 @@ func ConnOf(brokers []string, clientID string, sasl *config.KafkaSASL, tls *conf
 
 // Source reads one topic into one bus.
 type Source struct {
-	o       Options
-	log     *slog.Logger
-	mapping *cerecord.Mapping
-	cl      *kgo.Client
-	ctx     context.Context
-	cancel  context.CancelFunc
-	done    chan struct{}
-	once    sync.Once
+	o      Options
+	log    *slog.Logger
+	conv   *Converter // the pipes' converter: mapped records skip the SDK
+	cl     *kgo.Client
+	ctx    context.Context
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
 }
 
 // Start connects and starts reading in the background.
@@ -112,7 +111,7 @@ func Start(o Options) (*Source, error) {
 	if !o.Publisher.HasBus(o.Bus) {
 		return nil, fmt.Errorf("kafka source %q: bus %q does not exist", o.Name, o.Bus)
 	}
-	m, err := cerecord.Compile(o.Mapping)
+	conv, err := NewConverter(o.Mapping)
 	if err != nil {
 		return nil, fmt.Errorf("kafka source %q: %w", o.Name, err)
 	}
@@ -128,7 +127,7 @@ func Start(o Options) (*Source, error) {
 		}
 		reset = kgo.NewOffset().AfterMilli(t.UnixMilli())
 	}
-	s := &Source{o: o, log: o.Logger.With("source", o.Name, "topic", o.Topic), mapping: m, done: make(chan struct{})}
+	s := &Source{o: o, log: o.Logger.With("source", o.Name, "topic", o.Topic), conv: conv, done: make(chan struct{})}
 	opts, err := o.Conn.Opts(s.log)
 	if err != nil {
 		return nil, fmt.Errorf("kafka source %q: %w", o.Name, err)
@@ -207,7 +206,7 @@ func (s *Source) handle(recs []*kgo.Record) error {
 	good := make([]pipeline.Record, 0, len(recs))
 	var bad []DeadRecord
 	for _, r := range recs {
-		rec, err := convert(r, s.mapping, now)
+		rec, err := s.conv.Convert(r, now)
 		if err != nil {
 			bad = append(bad, dead(r, err))
 			continue
