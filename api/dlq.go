@@ -6,9 +6,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
+	"github.com/busbar/busbar/config"
+	"github.com/busbar/busbar/pipeline/pipes"
 	"github.com/busbar/busbar/pipeline/transport"
 	"github.com/busbar/busbar/routers"
 )
@@ -19,10 +23,33 @@ type DeadLetterSource interface {
 	DeadLetters() *routers.DeadLetters
 }
 
+// DeadLetterQueueLister is implemented by a DeadLetterSource that names the
+// dead-letter queues of its buses, pipes and sources (routers.BusDLQ,
+// PipeDLQ, SourceDLQ). Without it, GET /v1/dlq lists the buses of Queues()
+// plus "default" and, when the source has Pipes(), its pipes; any queue on
+// the transport can still be read by name.
+type DeadLetterQueueLister interface {
+	DeadLetterQueues() []routers.DLQ
+}
+
 // QueueSummary is one target's dead-letter count.
 type QueueSummary struct {
 	routers.QueueRef
 	DeadLetters uint64 `json:"dead_letters"`
+}
+
+// DLQSummary is the dead-letter count of a bus's, pipe's or source's queue.
+type DLQSummary struct {
+	routers.DLQ
+	DeadLetters uint64 `json:"dead_letters"`
+}
+
+// Summary is the answer of GET /v1/dlq: Queues are the targets' dead-letter
+// queues (as before other kinds existed), OtherQueues the buses', pipes' and
+// sources'.
+type Summary struct {
+	Queues      []QueueSummary `json:"queues"`
+	OtherQueues []DLQSummary   `json:"other_queues"`
 }
 
 // RedriveRequest is the body of POST …/redrive. Times are RFC 3339.
@@ -35,19 +62,53 @@ type RedriveRequest struct {
 	Limit int `json:"limit,omitempty"`
 }
 
+// Path segments of the bus, pipe and source queues. '~' cannot occur in a
+// bus, rule or target name, so /v1/dlq/~pipes/x/42 is never the records of
+// target 42 in rule x of a bus named like the segment.
+var otherKinds = []struct {
+	kind    routers.DLQKind
+	segment string
+	make    func(string) routers.DLQ
+}{
+	{routers.KindBus, "~buses", routers.BusDLQ},
+	{routers.KindPipe, "~pipes", routers.PipeDLQ},
+	{routers.KindSource, "~sources", routers.SourceDLQ},
+}
+
+// DLQPath is the API path of q's records: /v1/dlq/{bus}/{rule}/{target},
+// /v1/dlq/~buses/{bus}, /v1/dlq/~pipes/{pipe} or /v1/dlq/~sources/{source}.
+func DLQPath(q routers.DLQ) string {
+	for _, k := range otherKinds {
+		if k.kind == q.Kind {
+			return "/v1/dlq/" + k.segment + "/" + url.PathEscape(q.Name())
+		}
+	}
+	return "/v1/dlq/" + url.PathEscape(q.Bus) + "/" + url.PathEscape(q.Rule) + "/" + url.PathEscape(q.Target)
+}
+
 // NewDLQHandler serves
 //
-//	GET  /v1/dlq                                   every target's dead-letter count
-//	GET  /v1/dlq/{bus}/{rule}/{target}?from=&limit= a page of records
+//	GET  /v1/dlq                                    every dead-letter queue's count
+//	GET  /v1/dlq/{bus}/{rule}/{target}?from=&limit= a page of a target's records
 //	GET  /v1/dlq/{bus}/{rule}/{target}/{seq}        one record with its event
 //	POST /v1/dlq/{bus}/{rule}/{target}/redrive      put records back on the queue
+//	GET  /v1/dlq/~buses/{bus}[/{seq}]               a bus's unroutable events
+//	GET  /v1/dlq/~pipes/{pipe}[/{seq}]              a pipe's dead letters
+//	GET  /v1/dlq/~sources/{source}[/{seq}]          a source's invalid records
+//	POST /v1/dlq/~{buses,pipes,sources}/{name}/redrive  refused, saying why
 func NewDLQHandler(src DeadLetterSource) http.Handler {
 	h := &dlqHandler{src: src}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/dlq", h.summary)
-	mux.HandleFunc("GET /v1/dlq/{bus}/{rule}/{target}", h.list)
-	mux.HandleFunc("GET /v1/dlq/{bus}/{rule}/{target}/{seq}", h.show)
+	mux.HandleFunc("GET /v1/dlq/{bus}/{rule}/{target}", h.list(h.target))
+	mux.HandleFunc("GET /v1/dlq/{bus}/{rule}/{target}/{seq}", h.show(h.target))
 	mux.HandleFunc("POST /v1/dlq/{bus}/{rule}/{target}/redrive", h.redrive)
+	for _, k := range otherKinds {
+		resolve := h.other(k.kind, k.make)
+		mux.HandleFunc("GET /v1/dlq/"+k.segment+"/{name}", h.list(resolve))
+		mux.HandleFunc("GET /v1/dlq/"+k.segment+"/{name}/{seq}", h.show(resolve))
+		mux.HandleFunc("POST /v1/dlq/"+k.segment+"/{name}/redrive", h.refuseRedrive(resolve))
+	}
 	mux.HandleFunc("/v1/dlq/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NotFound", r.Method+" "+r.URL.Path+" is not a dead-letter endpoint")
 	})
@@ -55,6 +116,9 @@ func NewDLQHandler(src DeadLetterSource) http.Handler {
 }
 
 type dlqHandler struct{ src DeadLetterSource }
+
+// resolver names the queue of a request, or answers the error itself.
+type resolver func(http.ResponseWriter, *http.Request, *routers.DeadLetters) (routers.DLQ, bool)
 
 func (h *dlqHandler) tools(w http.ResponseWriter) *routers.DeadLetters {
 	dl := h.src.DeadLetters()
@@ -64,16 +128,61 @@ func (h *dlqHandler) tools(w http.ResponseWriter) *routers.DeadLetters {
 	return dl
 }
 
-// queue resolves the queue of the path, answering 404 for an unknown one.
-func (h *dlqHandler) queue(w http.ResponseWriter, r *http.Request) (routers.QueueRef, bool) {
+// target resolves the target queue of the path, answering 404 for an
+// unknown one.
+func (h *dlqHandler) target(w http.ResponseWriter, r *http.Request, _ *routers.DeadLetters) (routers.DLQ, bool) {
 	q := routers.QueueRef{Bus: r.PathValue("bus"), Rule: r.PathValue("rule"), Target: r.PathValue("target")}
 	for _, known := range h.src.Queues() {
 		if known == q {
-			return q, true
+			return q.DLQ(), true
 		}
 	}
 	writeError(w, http.StatusNotFound, "UnknownTarget", fmt.Sprintf("no target %q in rule %q of bus %q", q.Target, q.Rule, q.Bus))
-	return q, false
+	return routers.DLQ{}, false
+}
+
+// other resolves a bus's, pipe's or source's queue: one the engine names,
+// or one still on the transport (its owner left the config, its records
+// did not). Anything else is 404.
+func (h *dlqHandler) other(kind routers.DLQKind, mk func(string) routers.DLQ) resolver {
+	code := "Unknown" + strings.ToUpper(string(kind[:1])) + string(kind[1:])
+	return func(w http.ResponseWriter, r *http.Request, dl *routers.DeadLetters) (routers.DLQ, bool) {
+		q := mk(r.PathValue("name"))
+		for _, known := range h.others() {
+			if known == q {
+				return q, true
+			}
+		}
+		ok, err := dl.Exists(r.Context(), q)
+		switch {
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())
+		case !ok:
+			writeError(w, http.StatusNotFound, code, fmt.Sprintf("no %s (and no dead-letter queue %s on the transport)", q, q.Topic()))
+		}
+		return q, ok && err == nil
+	}
+}
+
+// others lists the buses', pipes' and sources' queues the engine knows.
+func (h *dlqHandler) others() []routers.DLQ {
+	if l, ok := h.src.(DeadLetterQueueLister); ok {
+		return l.DeadLetterQueues()
+	}
+	out := []routers.DLQ{routers.BusDLQ(config.DefaultBus)}
+	seen := map[string]bool{config.DefaultBus: true}
+	for _, q := range h.src.Queues() {
+		if !seen[q.Bus] {
+			seen[q.Bus] = true
+			out = append(out, routers.BusDLQ(q.Bus))
+		}
+	}
+	if p, ok := h.src.(interface{ Pipes() []*pipes.Pipe }); ok {
+		for _, pipe := range p.Pipes() {
+			out = append(out, routers.PipeDLQ(pipe.Name()))
+		}
+	}
+	return out
 }
 
 func (h *dlqHandler) summary(w http.ResponseWriter, r *http.Request) {
@@ -81,70 +190,102 @@ func (h *dlqHandler) summary(w http.ResponseWriter, r *http.Request) {
 	if dl == nil {
 		return
 	}
-	out := []QueueSummary{}
+	out := Summary{Queues: []QueueSummary{}, OtherQueues: []DLQSummary{}}
 	for _, q := range h.src.Queues() {
+		n, err := dl.Count(r.Context(), q.DLQ())
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())
+			return
+		}
+		out.Queues = append(out.Queues, QueueSummary{QueueRef: q, DeadLetters: n})
+	}
+	for _, q := range h.others() {
 		n, err := dl.Count(r.Context(), q)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())
 			return
 		}
-		out = append(out, QueueSummary{QueueRef: q, DeadLetters: n})
+		out.OtherQueues = append(out.OtherQueues, DLQSummary{DLQ: q, DeadLetters: n})
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"queues": out})
+	writeJSON(w, http.StatusOK, out)
 }
 
-func (h *dlqHandler) list(w http.ResponseWriter, r *http.Request) {
-	dl := h.tools(w)
-	if dl == nil {
-		return
+func (h *dlqHandler) list(resolve resolver) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dl := h.tools(w)
+		if dl == nil {
+			return
+		}
+		q, ok := resolve(w, r, dl)
+		if !ok {
+			return
+		}
+		from, err := uintParam(r, "from", 0)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", err.Error())
+			return
+		}
+		limit, err := uintParam(r, "limit", 100)
+		if err != nil || limit < 1 || limit > 1000 {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", "limit: use a number from 1 to 1000")
+			return
+		}
+		recs, next, err := dl.List(r.Context(), q, from, int(limit))
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())
+			return
+		}
+		if recs == nil {
+			recs = []routers.DeadLetter{}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"records": recs, "next": next})
 	}
-	q, ok := h.queue(w, r)
-	if !ok {
-		return
-	}
-	from, err := uintParam(r, "from", 0)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "InvalidParameter", err.Error())
-		return
-	}
-	limit, err := uintParam(r, "limit", 100)
-	if err != nil || limit < 1 || limit > 1000 {
-		writeError(w, http.StatusBadRequest, "InvalidParameter", "limit: use a number from 1 to 1000")
-		return
-	}
-	recs, next, err := dl.List(r.Context(), q, from, int(limit))
-	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())
-		return
-	}
-	if recs == nil {
-		recs = []routers.DeadLetter{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"records": recs, "next": next})
 }
 
-func (h *dlqHandler) show(w http.ResponseWriter, r *http.Request) {
-	dl := h.tools(w)
-	if dl == nil {
-		return
+func (h *dlqHandler) show(resolve resolver) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dl := h.tools(w)
+		if dl == nil {
+			return
+		}
+		q, ok := resolve(w, r, dl)
+		if !ok {
+			return
+		}
+		seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "InvalidParameter", fmt.Sprintf("the record is named by its sequence number, e.g. %s/42", DLQPath(q)))
+			return
+		}
+		rec, err := dl.Show(r.Context(), q, seq)
+		switch {
+		case errors.Is(err, transport.ErrNotFound):
+			why := "expired or never there"
+			if q.Kind == routers.KindTarget {
+				why = "redriven, " + why
+			}
+			writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no dead letter %d for %s (%s)", seq, q, why))
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())
+		default:
+			writeJSON(w, http.StatusOK, rec)
+		}
 	}
-	q, ok := h.queue(w, r)
-	if !ok {
-		return
-	}
-	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "InvalidParameter", "the record is named by its sequence number, e.g. /v1/dlq/retail/orders/finance/42")
-		return
-	}
-	rec, err := dl.Show(r.Context(), q, seq)
-	switch {
-	case errors.Is(err, transport.ErrNotFound):
-		writeError(w, http.StatusNotFound, "NotFound", fmt.Sprintf("no dead letter %d for target %q (redriven, expired or never there)", seq, q.Target))
-	case err != nil:
-		writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())
-	default:
-		writeJSON(w, http.StatusOK, rec)
+}
+
+// refuseRedrive answers a redrive of a bus's, pipe's or source's queue:
+// there is no queue to put the records back on.
+func (h *dlqHandler) refuseRedrive(resolve resolver) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		dl := h.tools(w)
+		if dl == nil {
+			return
+		}
+		q, ok := resolve(w, r, dl)
+		if !ok {
+			return
+		}
+		writeError(w, http.StatusConflict, "NotRedrivable", q.Redrivable().Error())
 	}
 }
 
@@ -153,10 +294,11 @@ func (h *dlqHandler) redrive(w http.ResponseWriter, r *http.Request) {
 	if dl == nil {
 		return
 	}
-	q, ok := h.queue(w, r)
+	d, ok := h.target(w, r, dl)
 	if !ok {
 		return
 	}
+	q := routers.QueueRef{Bus: d.Bus, Rule: d.Rule, Target: d.Target}
 	var req RedriveRequest
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
 	if err != nil {
