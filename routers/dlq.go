@@ -139,10 +139,10 @@ func (d DLQ) Redrivable() error {
 type DeadLetter struct {
 	Seq          uint64    `json:"seq"`
 	StoredAt     time.Time `json:"stored_at"`
-	EventID      string    `json:"event_id"`
-	Bus          string    `json:"bus"`
-	Rule         string    `json:"rule"`
-	Target       string    `json:"target"`
+	EventID      string    `json:"event_id,omitempty"`
+	Bus          string    `json:"bus,omitempty"`
+	Rule         string    `json:"rule,omitempty"`
+	Target       string    `json:"target,omitempty"`
 	Pipe         string    `json:"pipe,omitempty"`
 	Source       string    `json:"source,omitempty"`
 	Reason       string    `json:"reason"`
@@ -206,10 +206,7 @@ func (d *DeadLetters) Count(ctx context.Context, q DLQ) (uint64, error) {
 // List returns up to limit dead letters of q from sequence from, without
 // their events, and the sequence to continue from (0 when done).
 func (d *DeadLetters) List(ctx context.Context, q DLQ, from uint64, limit int) ([]DeadLetter, uint64, error) {
-	page, err := d.insp.Browse(ctx, q.Topic(), from, limit)
-	if errors.Is(err, transport.ErrNotFound) {
-		return nil, 0, nil
-	}
+	page, err := d.browse(ctx, q.Topic(), from, limit)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -222,6 +219,27 @@ func (d *DeadLetters) List(ctx context.Context, q DLQ, from uint64, limit int) (
 		next = page[len(page)-1].Seq + 1
 	}
 	return out, next, nil
+}
+
+// browse is Inspector.Browse of a topic that may be missing or empty (an
+// empty JetStream stream answers its sequence range as 0–0, and browsing
+// it fails): both read as no records.
+func (d *DeadLetters) browse(ctx context.Context, topic string, from uint64, limit int) ([]transport.StoredMessage, error) {
+	st, err := d.insp.TopicStats(ctx, topic)
+	if errors.Is(err, transport.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if st.Messages == 0 || from > st.LastSeq {
+		return nil, nil
+	}
+	page, err := d.insp.Browse(ctx, topic, from, limit)
+	if errors.Is(err, transport.ErrNotFound) {
+		return nil, nil
+	}
+	return page, err
 }
 
 // Show returns one dead letter with its event and all its metadata.
@@ -337,10 +355,7 @@ func (d *DeadLetters) Redrive(ctx context.Context, q QueueRef, o RedriveOptions)
 	var res RedriveResult
 	var from uint64
 	for {
-		page, err := d.insp.Browse(ctx, dlq, from, 500)
-		if errors.Is(err, transport.ErrNotFound) {
-			return res, nil
-		}
+		page, err := d.browse(ctx, dlq, from, 500)
 		if err != nil {
 			return res, err
 		}

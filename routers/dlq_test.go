@@ -248,4 +248,21 @@ func TestDLQsOfBusesPipesSources(t *testing.T) {
 	if ok, err := dl.Exists(ctx, routers.PipeDLQ("nope")); ok || err != nil {
 		t.Errorf("a pipe never started exists: %v %v", ok, err)
 	}
+
+	// queues created at start that never held a record read as empty
+	idle := routers.QueueRef{Bus: "retail", Rule: "orders", Target: "idle"}
+	for _, topic := range []string{routers.PipeDLQ("idle").Topic(), idle.DLQ().Topic(), routers.QueueTopic(idle.Bus, idle.Rule, idle.Target)} {
+		if err := tr.CreateTopic(ctx, topic, transport.TopicOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if recs, next, err := dl.List(ctx, routers.PipeDLQ("idle"), 0, 10); err != nil || len(recs) != 0 || next != 0 {
+		t.Errorf("list of an empty queue: %v %d %v", recs, next, err)
+	}
+	if recs, _, err := dl.List(ctx, pipe, 99, 10); err != nil || len(recs) != 0 {
+		t.Errorf("list past the end: %v %v", recs, err)
+	}
+	if res, err := dl.Redrive(ctx, idle, routers.RedriveOptions{}); err != nil || res != (routers.RedriveResult{}) {
+		t.Errorf("redrive of an empty queue: %+v %v", res, err)
+	}
 }
