@@ -52,7 +52,10 @@ func (t *Transport) Browse(ctx context.Context, topic string, from uint64, limit
 	if err != nil {
 		return nil, fmt.Errorf("topic %q: %w", topic, err)
 	}
-	from = max(from, info.State.FirstSeq)
+	if info.State.Msgs == 0 {
+		return nil, nil // its range reads 0..0, and there is no message 0
+	}
+	from = max(from, info.State.FirstSeq, 1)
 	var out []transport.StoredMessage
 	for seq := from; seq <= info.State.LastSeq && len(out) < limit; seq++ {
 		m, err := t.get(ctx, s, topic, seq)

@@ -18,6 +18,11 @@ func TestInspector(t *testing.T) {
 	if err := tr.CreateTopic(ctx, topic, transport.TopicOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// An empty stream reports its range as 0..0: browsing it is an empty
+	// page, not a request for message 0.
+	if page, err := tr.Browse(ctx, topic, 0, 10); err != nil || len(page) != 0 {
+		t.Fatalf("browse of an empty topic: %+v, %v", page, err)
+	}
 	msgs := newMsgs(5, "dead")
 	msgs[2].Metadata.Set("busbar-error", "POST http://x: 400 Bad Request")
 	if err := tr.Publisher().Publish(topic, msgs...); err != nil {
