@@ -71,6 +71,8 @@ func TestDeadLettersAndRedrive(t *testing.T) {
 	url, _ := listen(t, f)
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`
+buses:
+  - name: audit # no rules: its queue is listed all the same
 rules:
   - name: orders
     targets:
@@ -105,7 +107,7 @@ rules:
 	})
 	// the engine's other queues: the default bus's unroutable events
 	out, _, err := runCLI(t, "dlq", "list", "--url", base)
-	if err != nil || !strings.Contains(out, "target  default/orders/finance  20") || !strings.Contains(out, "bus     default") {
+	if err != nil || !strings.Contains(out, "target  default/orders/finance  20") || !strings.Contains(out, "bus     default") || !strings.Contains(out, "bus     audit") {
 		t.Fatalf("dlq list: %v\n%s", err, out)
 	}
 	if out, _, err := runCLI(t, "dlq", "list", "--url", base, "--unroutable"); err != nil || !strings.Contains(out, "SEQ") {

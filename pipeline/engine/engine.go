@@ -256,6 +256,22 @@ func (e *Engine) Queues() []routers.QueueRef { return e.queues }
 // cannot browse its topics.
 func (e *Engine) DeadLetters() *routers.DeadLetters { return e.dead }
 
+// DeadLetterQueues names the dead-letter queues besides the targets': one
+// per bus (events its router could not route), pipe and source.
+func (e *Engine) DeadLetterQueues() []routers.DLQ {
+	var out []routers.DLQ
+	for _, b := range e.busList() {
+		out = append(out, routers.BusDLQ(b.Name))
+	}
+	for _, p := range e.cfg.Pipes {
+		out = append(out, routers.PipeDLQ(p.Name))
+	}
+	for _, s := range e.cfg.Sources {
+		out = append(out, routers.SourceDLQ(s.Name))
+	}
+	return out
+}
+
 // HasBus reports whether the bus exists.
 func (e *Engine) HasBus(bus string) bool {
 	_, ok := e.buses[bus]
