@@ -16,6 +16,10 @@ const (
 	DefaultMaxInterval     = 60 * time.Second
 	DefaultConcurrency     = 64
 	DefaultChatConcurrency = 1 // dingtalk, wecom, feishu, slack
+
+	// MaxBusRateLimit bounds a bus's rate_limit_per_second and
+	// rate_limit_burst.
+	MaxBusRateLimit = 10_000_000
 )
 
 // Target types and CloudEvents HTTP binding modes.
@@ -51,6 +55,9 @@ func (c *Config) ApplyDefaults() {
 	for i := range c.Buses {
 		if c.Buses[i].Retention == 0 {
 			c.Buses[i].Retention = Duration(DefaultRetention)
+		}
+		if c.Buses[i].RateLimitPerSecond > 0 && c.Buses[i].RateLimitBurst == 0 {
+			c.Buses[i].RateLimitBurst = c.Buses[i].RateLimitPerSecond
 		}
 	}
 	for i := range c.Rules {

@@ -294,6 +294,9 @@ func TestLimitErrors(t *testing.T) {
 		{"bus", "buses:\n  - name: a\n    retention: 1s\n    max_bytes: -1\n", []string{
 			`3:16 buses[0].retention: 1s is out of range: use 1m to 876000h, or leave it out for the default 168h`,
 			`4:16 buses[0].max_bytes: -1 is out of range: use 0 or more`}},
+		{"bus rate limit", "buses:\n  - name: a\n    rate_limit_per_second: 0\n  - name: b\n    rate_limit_burst: 10\n", []string{
+			`3:28 buses[0].rate_limit_per_second: 0 is out of range: use 1 to 10000000`,
+			`5:23 buses[1].rate_limit_burst: rate_limit_burst needs rate_limit_per_second: set the steady rate too, or leave both out for no limit`}},
 	})
 }
 

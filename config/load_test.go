@@ -78,6 +78,11 @@ func TestDefaults(t *testing.T) {
 	if !reflect.DeepEqual(c, want) {
 		t.Error("ApplyDefaults is not idempotent")
 	}
+	// A bus's burst defaults to its rate.
+	c, err = Parse([]byte("buses:\n  - name: orders\n    rate_limit_per_second: 500\n"), "b.yaml")
+	if err != nil || c.Buses[0].RateLimitPerSecond != 500 || c.Buses[0].RateLimitBurst != 500 {
+		t.Errorf("rate limit defaults: %v %+v", err, c.Buses)
+	}
 	// An empty file is a valid, empty config.
 	for _, src := range []string{"", "# nothing\n", "---\n", "{}"} {
 		c, err := Parse([]byte(src), "empty.yaml")

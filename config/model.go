@@ -76,6 +76,17 @@ type Bus struct {
 	// or an expr-lang expression (source + "/" + subject). Default: the
 	// event's source.
 	PartitionKey string `yaml:"partition_key,omitempty" json:"partition_key,omitempty"`
+	// RateLimitPerSecond caps the events producers may publish to this bus
+	// over HTTP, per second, each event counted (a batch of 10 counts 10):
+	// 1 to 10000000 (default: no limit). A request over the limit is
+	// answered 429 ThrottlingException with Retry-After, and none of its
+	// events is published. Kafka and Pulsar sources are not limited.
+	RateLimitPerSecond int `yaml:"rate_limit_per_second,omitempty" json:"rate_limit_per_second,omitempty"`
+	// RateLimitBurst is how many events may arrive at once above the
+	// steady rate: 1 to 10000000 (default: rate_limit_per_second). A
+	// request carrying more events than this is refused (413): it could
+	// never pass.
+	RateLimitBurst int `yaml:"rate_limit_burst,omitempty" json:"rate_limit_burst,omitempty"`
 }
 
 // Rule selects events from one bus with an event pattern and delivers the

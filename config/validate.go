@@ -38,6 +38,8 @@ var intLimits = map[string][2]int64{
 	"Ingest.max_batch_entries":          {1, 100_000},
 	"Ingest.max_request_bytes":          {1 << 10, 1 << 30},
 	"Bus.max_bytes":                     {0, math.MaxInt64},
+	"Bus.rate_limit_per_second":         {1, MaxBusRateLimit},
+	"Bus.rate_limit_burst":              {1, MaxBusRateLimit},
 	"Target.concurrency":                {1, 1024},
 	"Batch.max_rows":                    {1, 1_000_000},
 	"Batch.max_bytes":                   {1 << 10, 1 << 30},
@@ -159,6 +161,11 @@ func (v *validator) config(c *Config) {
 		}
 		v.durationField(p+".retention", "Bus.retention", b.Retention, DefaultRetention)
 		v.intField(p+".max_bytes", "Bus.max_bytes", b.MaxBytes, 0)
+		v.intField(p+".rate_limit_per_second", "Bus.rate_limit_per_second", int64(b.RateLimitPerSecond), 0)
+		v.intField(p+".rate_limit_burst", "Bus.rate_limit_burst", int64(b.RateLimitBurst), 0)
+		if b.RateLimitBurst != 0 && b.RateLimitPerSecond == 0 {
+			v.add(p+".rate_limit_burst", "rate_limit_burst needs rate_limit_per_second: set the steady rate too, or leave both out for no limit")
+		}
 		v.partitionKey(p+".partition_key", b.PartitionKey)
 	}
 	v.dests = v.destinations(c.Destinations, v.connections(c.Connections))

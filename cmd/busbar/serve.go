@@ -88,6 +88,7 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, ready chan<- st
 	mux.Handle("/v1/buses/", ingest.NewHandler(eng, ingest.Options{
 		MaxBatchEntries: cfg.Ingest.MaxBatchEntries,
 		MaxRequestBytes: cfg.Ingest.MaxRequestBytes,
+		RateLimits:      busRateLimits(cfg),
 		Logger:          log,
 	}))
 	mountAPI(mux)
@@ -147,4 +148,15 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, ready chan<- st
 		serveErr = nil
 	}
 	return serveErr
+}
+
+// busRateLimits are the buses' ingest rate limits (defaults applied).
+func busRateLimits(cfg *config.Config) map[string]ingest.RateLimit {
+	out := map[string]ingest.RateLimit{}
+	for _, b := range cfg.Buses {
+		if b.RateLimitPerSecond > 0 {
+			out[b.Name] = ingest.RateLimit{PerSecond: b.RateLimitPerSecond, Burst: b.RateLimitBurst}
+		}
+	}
+	return out
 }

@@ -23,6 +23,9 @@ const (
 	CodeMalformedDetail  = "MalformedDetail"
 	CodeInvalidArgument  = "InvalidArgument"
 	CodeInternalFailure  = "InternalFailure"
+	// CodeThrottled: the bus is over its rate_limit_per_second (429). The
+	// name is EventBridge's, which AWS SDKs retry with backoff.
+	CodeThrottled = "ThrottlingException"
 )
 
 // ErrorBody is the JSON of every error answer: {"error": {...}}.

@@ -86,6 +86,9 @@ func (h *Handler) putEvents(w nethttp.ResponseWriter, r *nethttp.Request, bus st
 		recs = append(recs, rec)
 		idx = append(idx, i)
 	}
+	if len(recs) > 0 && !h.admit(w, bus, len(recs)) {
+		return // over the bus's rate: the whole request is refused, as EventBridge's PutEvents quota does
+	}
 	if len(recs) > 0 {
 		if err := h.pub.Publish(r.Context(), bus, recs); err != nil {
 			h.opts.Logger.Error("publishing to bus failed", "bus", bus, "events", len(recs), "error", err)

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	nethttp "net/http"
+	"strconv"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"golang.org/x/time/rate"
 
 	"github.com/busbar/busbar/pipeline"
 )
@@ -33,9 +36,19 @@ type Options struct {
 	MaxBatchEntries int
 	// MaxRequestBytes caps a request body.
 	MaxRequestBytes int64
-	Logger          *slog.Logger
+	// RateLimits cap the events per second each bus takes (by bus name;
+	// a bus without one is not limited).
+	RateLimits map[string]RateLimit
+	Logger     *slog.Logger
 	// Now returns the ingestion time (tests set it).
 	Now func() time.Time
+}
+
+// RateLimit is a token bucket counted in events: PerSecond refill, Burst
+// capacity (at least 1).
+type RateLimit struct {
+	PerSecond int
+	Burst     int
 }
 
 // Media types of the CloudEvents HTTP binding.
@@ -46,9 +59,10 @@ const (
 
 // Handler serves the ingest API.
 type Handler struct {
-	pub  Publisher
-	opts Options
-	mux  *nethttp.ServeMux
+	pub    Publisher
+	opts   Options
+	mux    *nethttp.ServeMux
+	limits map[string]*rate.Limiter // by bus
 }
 
 // NewHandler returns the ingest API as an http.Handler with routes
@@ -66,7 +80,12 @@ func NewHandler(pub Publisher, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{pub: pub, opts: opts, mux: nethttp.NewServeMux()}
+	h := &Handler{pub: pub, opts: opts, mux: nethttp.NewServeMux(), limits: map[string]*rate.Limiter{}}
+	for bus, l := range opts.RateLimits {
+		if l.PerSecond > 0 {
+			h.limits[bus] = rate.NewLimiter(rate.Limit(l.PerSecond), max(l.Burst, 1))
+		}
+	}
 	h.mux.HandleFunc("/v1/buses/{bus}/events", h.onlyPost(h.events))
 	h.mux.HandleFunc("/v1/buses/{bus}/put-events", h.onlyPost(h.putEvents))
 	return h
@@ -310,8 +329,38 @@ func (h *Handler) prepare(ev *event.Event) (pipeline.Record, error) {
 	return pipeline.Record{ID: ev.ID(), Event: b, IngestTime: now}, nil
 }
 
+// admit takes n events from the bus's rate limit, all or none; false
+// means the refusal was written: 429 with Retry-After while the bus is
+// over its rate, 413 when n exceeds its burst (such a request never fits).
+func (h *Handler) admit(w nethttp.ResponseWriter, bus string, n int) bool {
+	lim := h.limits[bus]
+	if lim == nil {
+		return true
+	}
+	now := time.Now()
+	res := lim.ReserveN(now, n)
+	if !res.OK() {
+		writeError(w, nethttp.StatusRequestEntityTooLarge, APIError{Code: CodeTooManyEntries, Message: fmt.Sprintf(
+			"%d events in one request; bus %q takes at most %d at once (its rate_limit_burst): split the request", n, bus, lim.Burst())})
+		return false
+	}
+	if wait := res.DelayFrom(now); wait > 0 {
+		res.CancelAt(now)
+		secs := max(int(math.Ceil(wait.Seconds())), 1)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		writeError(w, nethttp.StatusTooManyRequests, APIError{Code: CodeThrottled, Message: fmt.Sprintf(
+			"bus %q takes %g events/s (burst %d); none of these %d events was published: retry in %s",
+			bus, float64(lim.Limit()), lim.Burst(), n, wait.Round(time.Millisecond))})
+		return false
+	}
+	return true
+}
+
 // publish hands records to the bus; false means an error answer was written.
 func (h *Handler) publish(w nethttp.ResponseWriter, r *nethttp.Request, bus string, recs []pipeline.Record) bool {
+	if !h.admit(w, bus, len(recs)) {
+		return false
+	}
 	if err := h.pub.Publish(r.Context(), bus, recs); err != nil {
 		h.opts.Logger.Error("publishing to bus failed", "bus", bus, "events", len(recs), "error", err)
 		w.Header().Set("Retry-After", "1")
