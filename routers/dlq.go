@@ -73,17 +73,15 @@ func PipeDLQ(pipe string) DLQ { return DLQ{Kind: KindPipe, Pipe: pipe} }
 // SourceDLQ is the dead-letter queue of a (Kafka or Pulsar) source.
 func SourceDLQ(source string) DLQ { return DLQ{Kind: KindSource, Source: source} }
 
-// Topic is the transport topic of the queue. The pipe and source forms are
-// pipes.DLQTopic and engine.SourceDLQTopic, spelled out here because both
-// packages import this one (a test keeps them equal).
+// Topic is the transport topic of the queue.
 func (d DLQ) Topic() string {
 	switch d.Kind {
 	case KindBus:
 		return BusDLQTopic(d.Bus)
 	case KindPipe:
-		return "busbar.dlq.pipe." + d.Pipe
+		return PipeDLQTopic(d.Pipe)
 	case KindSource:
-		return "busbar.dlq.source." + d.Source
+		return SourceDLQTopic(d.Source)
 	default:
 		return DLQTopic(d.Bus, d.Rule, d.Target)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/busbar/busbar/pipeline"
 	"github.com/busbar/busbar/pipeline/transport"
 	"github.com/busbar/busbar/pipeline/transport/kafka/kclient"
+	"github.com/busbar/busbar/routers"
 	kafkasrc "github.com/busbar/busbar/sources/kafka"
 	pulsarsrc "github.com/busbar/busbar/sources/pulsar"
 )
@@ -22,7 +23,7 @@ import (
 const MetaPartitionKey = "busbar-partition-key"
 
 // SourceDLQTopic receives the records a source could not turn into events.
-func SourceDLQTopic(source string) string { return "busbar.dlq.source." + source }
+func SourceDLQTopic(source string) string { return routers.SourceDLQTopic(source) }
 
 // sourceSet is what an engine runs besides its routers: the sources of the
 // config, and the partition key of each bus.

@@ -42,12 +42,13 @@ import (
 	"github.com/busbar/busbar/config"
 	"github.com/busbar/busbar/filters"
 	"github.com/busbar/busbar/filters/transform"
+	"github.com/busbar/busbar/routers"
 	"github.com/busbar/busbar/sinks"
 	kafkasrc "github.com/busbar/busbar/sources/kafka"
 )
 
 // DLQTopic is the dead-letter queue of a pipe on the transport.
-func DLQTopic(pipe string) string { return "busbar.dlq.pipe." + pipe }
+func DLQTopic(pipe string) string { return routers.PipeDLQTopic(pipe) }
 
 // Options configure a Pipe.
 type Options struct {
