@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-
 	"github.com/busbar/busbar/pipeline"
 )
 
@@ -52,14 +50,24 @@ type PutEventsResultEntry struct {
 }
 
 func (h *Handler) putEvents(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
-	body, ok := h.readJSON(w, r)
+	body, ok := h.readBody(w, r)
 	if !ok {
 		return
 	}
 	var req PutEventsRequest
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if err == nil && len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
+		err = errors.New("data after the request object")
+	}
+	if err != nil {
+		// checkJSON explains malformed JSON best (with its offset); it runs
+		// only for a body that failed, not on every request.
+		if cerr := checkJSON(body); cerr != nil {
+			writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: cerr.Error()})
+			return
+		}
 		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: "PutEvents body: " + jsonErr(err) + `; expected {"Entries":[{"Source":…,"DetailType":…,"Detail":…}]}`})
 		return
 	}
@@ -126,39 +134,59 @@ func (h *Handler) entry(raw json.RawMessage, bus string) (pipeline.Record, strin
 	if err != nil {
 		return pipeline.Record{}, CodeMalformedDetail, err
 	}
-	ev := event.New()
-	ev.SetSource(e.Source)
-	ev.SetType(e.DetailType)
-	if e.Subject != "" {
-		ev.SetSubject(e.Subject)
-	}
 	if e.Time != "" {
-		t, err := time.Parse(time.RFC3339Nano, e.Time)
-		if err != nil {
+		if _, err := time.Parse(time.RFC3339Nano, e.Time); err != nil {
 			return pipeline.Record{}, CodeInvalidArgument, fmt.Errorf("Time: %q is not an RFC 3339 timestamp (e.g. 2026-11-22T10:00:00Z)", e.Time)
 		}
-		ev.SetTime(t)
 	}
-	if len(e.Resources) > 0 {
-		for i, res := range e.Resources {
-			if res == "" || strings.Contains(res, ",") {
-				return pipeline.Record{}, CodeInvalidArgument, fmt.Errorf("Resources[%d]: must be non-empty and contain no comma", i)
-			}
+	for i, res := range e.Resources {
+		if res == "" || strings.Contains(res, ",") {
+			return pipeline.Record{}, CodeInvalidArgument, fmt.Errorf("Resources[%d]: must be non-empty and contain no comma", i)
 		}
-		ev.SetExtension("resources", strings.Join(e.Resources, ","))
 	}
-	if e.TraceHeader != "" {
-		ev.SetExtension("traceheader", e.TraceHeader)
-	}
-	if err := ev.SetData(event.ApplicationJSON, detail); err != nil {
-		return pipeline.Record{}, CodeMalformedDetail, err
-	}
-	rec, err := h.prepare(&ev)
+	// The entry as a structured CloudEvent through the one-pass normaliser
+	// (which itself takes the SDK path for anything unusual): the same
+	// stored event as entrySDK makes, without the SDK's decode and encode.
+	rec, err := pipeline.NormalizeJSON(entryEvent(&e, detail), h.opts.Now())
 	if err != nil {
 		code, msg, _ := classify(err)
 		return pipeline.Record{}, code, errors.New(msg)
 	}
 	return rec, "", nil
+}
+
+// entryEvent is a validated entry as a structured CloudEvent.
+func entryEvent(e *PutEventsEntry, detail []byte) []byte {
+	b := make([]byte, 0, 192+len(e.Source)+len(e.DetailType)+len(e.Subject)+len(e.TraceHeader)+len(detail))
+	b = append(b, `{"specversion":"1.0","source":`...)
+	b = appendJSONString(b, e.Source)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.DetailType)
+	if e.Subject != "" {
+		b = append(b, `,"subject":`...)
+		b = appendJSONString(b, e.Subject)
+	}
+	if e.Time != "" {
+		b = append(b, `,"time":`...)
+		b = appendJSONString(b, e.Time)
+	}
+	if len(e.Resources) > 0 {
+		b = append(b, `,"resources":`...)
+		b = appendJSONString(b, strings.Join(e.Resources, ","))
+	}
+	if e.TraceHeader != "" {
+		b = append(b, `,"traceheader":`...)
+		b = appendJSONString(b, e.TraceHeader)
+	}
+	b = append(b, `,"datacontenttype":"application/json","data":`...)
+	b = append(b, detail...)
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string (encoding/json's escaping).
+func appendJSONString(b []byte, s string) []byte {
+	q, _ := json.Marshal(s) // a string always encodes
+	return append(b, q...)
 }
 
 // detailJSON accepts Detail as AWS sends it (a string holding a JSON object)

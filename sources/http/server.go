@@ -165,20 +165,6 @@ func readAll(r io.Reader, announced int64) ([]byte, error) {
 	}
 }
 
-// readJSON reads the capped body and checks it is well-formed JSON; false
-// means an answer was written.
-func (h *Handler) readJSON(w nethttp.ResponseWriter, r *nethttp.Request) ([]byte, bool) {
-	body, ok := h.readBody(w, r)
-	if !ok {
-		return nil, false
-	}
-	if err := checkJSON(body); err != nil {
-		writeError(w, nethttp.StatusBadRequest, APIError{Code: CodeMalformedJSON, Message: err.Error()})
-		return nil, false
-	}
-	return body, true
-}
-
 // events serves the CloudEvents HTTP binding.
 func (h *Handler) events(w nethttp.ResponseWriter, r *nethttp.Request, bus string) {
 	media, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))

@@ -244,6 +244,8 @@ func TestBadInput(t *testing.T) {
 		{"put-events unknown top field", "default/put-events", "application/json", `{"Entries":[],"X":1}`, nil, 400, CodeMalformedJSON, "", `"X"`},
 		{"put-events wrong type", "default/put-events", "application/json", `{"Entries":{}}`, nil, 400, CodeMalformedJSON, "", "Entries"},
 		{"put-events empty", "default/put-events", "application/json", `{"Entries":[]}`, nil, 400, CodeInvalidArgument, "Entries", "empty"},
+		{"put-events trailing data", "default/put-events", "application/json", `{"Entries":[]} {"x":1}`, nil, 400, CodeMalformedJSON, "", "after"},
+		{"put-events malformed", "default/put-events", "application/json", `{"Entries":[{"Source":"a",}]}`, nil, 400, CodeMalformedJSON, "", "at byte 27"},
 		{"request too large", "default/events", "application/cloudevents-batch+json", `[` + strings.Repeat(" ", 600<<10) + `]`, nil, 413, CodeRequestTooLarge, "", "bytes"},
 	}
 	for _, c := range cases {
