@@ -187,6 +187,13 @@ func (h *Handler) events(w nethttp.ResponseWriter, r *nethttp.Request, bus strin
 		if !ok {
 			return
 		}
+		if raw, ok := binaryAsStructured(r.Header, body); ok {
+			if rec, err := pipeline.NormalizeJSON(raw, h.opts.Now()); err == nil {
+				h.accept(w, r, bus, rec)
+				return
+			}
+			// Invalid: the SDK's reader below answers, with its errors.
+		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		ev, err := cehttp.NewEventFromHTTPRequest(r)
 		if err != nil {
