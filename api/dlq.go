@@ -210,13 +210,20 @@ func (h *dlqHandler) summary(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// queue is the dead-letter tooling and the queue a request names; false
+// means the error answer was written.
+func (h *dlqHandler) queue(w http.ResponseWriter, r *http.Request, resolve resolver) (*routers.DeadLetters, routers.DLQ, bool) {
+	dl := h.tools(w)
+	if dl == nil {
+		return nil, routers.DLQ{}, false
+	}
+	q, ok := resolve(w, r, dl)
+	return dl, q, ok
+}
+
 func (h *dlqHandler) list(resolve resolver) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		dl := h.tools(w)
-		if dl == nil {
-			return
-		}
-		q, ok := resolve(w, r, dl)
+		dl, q, ok := h.queue(w, r, resolve)
 		if !ok {
 			return
 		}
@@ -244,11 +251,7 @@ func (h *dlqHandler) list(resolve resolver) http.HandlerFunc {
 
 func (h *dlqHandler) show(resolve resolver) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		dl := h.tools(w)
-		if dl == nil {
-			return
-		}
-		q, ok := resolve(w, r, dl)
+		dl, q, ok := h.queue(w, r, resolve)
 		if !ok {
 			return
 		}
@@ -277,11 +280,7 @@ func (h *dlqHandler) show(resolve resolver) http.HandlerFunc {
 // there is no queue to put the records back on.
 func (h *dlqHandler) refuseRedrive(resolve resolver) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		dl := h.tools(w)
-		if dl == nil {
-			return
-		}
-		q, ok := resolve(w, r, dl)
+		_, q, ok := h.queue(w, r, resolve)
 		if !ok {
 			return
 		}
