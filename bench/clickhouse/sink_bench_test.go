@@ -86,22 +86,30 @@ func BenchmarkSink(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			el := time.Since(start)
-			srv, cli := serverCPU()-srv0, clientCPU()-cli0
-			b.StopTimer()
-			if failed.Load() > 0 {
-				b.Fatalf("%d deliveries failed", failed.Load())
-			}
-			b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
-			b.ReportMetric(float64(size)/float64(b.N), "B/event")
-			b.ReportMetric(cli.Seconds()*1e6/float64(b.N), "client-µs/row")
-			if srv0 >= 0 {
-				b.ReportMetric(srv.Seconds()*1e6/float64(b.N), "server-µs/row")
-			}
+			report(b, start, srv0, cli0, failed.Load(), int64(size))
 			if got := chtest.Count(b, chtest.Conn(b, dsn), "SELECT count() FROM events"); got != uint64(b.N) {
 				b.Fatalf("count() = %d, want %d", got, b.N)
 			}
 		})
+	}
+}
+
+// report stops the timer and reports a run that started at start, with
+// the server's and this process's CPU then, the deliveries that failed
+// and the bytes of the events sent.
+func report(b *testing.B, start time.Time, srv0, cli0 time.Duration, failed, size int64) {
+	b.Helper()
+	el := time.Since(start)
+	srv, cli := serverCPU()-srv0, clientCPU()-cli0
+	b.StopTimer()
+	if failed > 0 {
+		b.Fatalf("%d deliveries failed", failed)
+	}
+	b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
+	b.ReportMetric(float64(size)/float64(b.N), "B/event")
+	b.ReportMetric(cli.Seconds()*1e6/float64(b.N), "client-µs/row")
+	if srv0 >= 0 {
+		b.ReportMetric(srv.Seconds()*1e6/float64(b.N), "server-µs/row")
 	}
 }
 
@@ -220,18 +228,7 @@ func BenchmarkSinkBatch(b *testing.B) {
 				})
 			}
 			wg.Wait()
-			el := time.Since(start)
-			srv, cli := serverCPU()-srv0, clientCPU()-cli0
-			b.StopTimer()
-			if failed.Load() > 0 {
-				b.Fatalf("%d deliveries failed", failed.Load())
-			}
-			b.ReportMetric(float64(b.N)/el.Seconds(), "rows/s")
-			b.ReportMetric(float64(size.Load())/float64(b.N), "B/event")
-			b.ReportMetric(cli.Seconds()*1e6/float64(b.N), "client-µs/row")
-			if srv0 >= 0 {
-				b.ReportMetric(srv.Seconds()*1e6/float64(b.N), "server-µs/row")
-			}
+			report(b, start, srv0, cli0, failed.Load(), size.Load())
 			conn := chtest.Conn(b, dsn)
 			if got := chtest.Count(b, conn, "SELECT count() FROM events"); got != uint64(b.N) {
 				b.Fatalf("count() = %d, want %d", got, b.N)
