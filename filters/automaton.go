@@ -208,29 +208,21 @@ func (t *btrans) addKey(kind int, k string, to int32) {
 	m[k] = addState(m[k], to)
 }
 
+// stringKind is the table kind of each alternative indexed by its string.
+var stringKind = map[op]int{
+	opString: kExact, opFold: kFold, opPrefix: kPrefix, opSuffix: kSuffix,
+	opPrefixFold: kPrefixF, opSuffixFold: kSuffixF,
+}
+
 // add indexes alternative a leading to build-time state to. Linear
 // alternatives are shared through intern, so that the rules of a bus hold
 // one copy (one compiled regex) per distinct operand.
 func (t *btrans) add(a *alt, to int32, intern map[string]*alt) {
+	if kind, ok := stringKind[a.op]; ok {
+		t.addKey(kind, a.s, to)
+		return
+	}
 	switch a.op {
-	case opString:
-		t.addKey(kExact, a.s, to)
-		return
-	case opFold:
-		t.addKey(kFold, a.s, to)
-		return
-	case opPrefix:
-		t.addKey(kPrefix, a.s, to)
-		return
-	case opSuffix:
-		t.addKey(kSuffix, a.s, to)
-		return
-	case opPrefixFold:
-		t.addKey(kPrefixF, a.s, to)
-		return
-	case opSuffixFold:
-		t.addKey(kSuffixF, a.s, to)
-		return
 	case opCIDR:
 		t.addKey(kCIDR, string(appendCIDRKey(nil, a.pfx)), to)
 		return
