@@ -6,12 +6,16 @@ import (
 	nethttp "net/http"
 	"sort"
 	"strings"
+	"unicode/utf8"
+
+	"github.com/busbar/busbar/pipeline"
 )
 
 // binaryAsStructured writes a binary-mode request of the common shape as
 // the structured event the CloudEvents SDK would read from it, for
 // pipeline.NormalizeJSON: a JSON body (Content-Type application/json) and
-// ce- headers that each have one plain value (no percent-encoding), whose
+// ce- headers that each have one plain value (valid UTF-8, no
+// percent-encoding, quotes or backslashes), whose
 // names are valid attribute names. ok is false for anything else, which
 // then takes the SDK's binary-mode reader, with its own errors.
 // TestBinaryMatchesSDK holds the two together.
@@ -28,7 +32,7 @@ func binaryAsStructured(h nethttp.Header, body []byte) (raw []byte, ok bool) {
 		}
 		name := strings.ToLower(k[3:])
 		if len(vs) != 1 || !attrName(name) || name == "datacontenttype" || name == "data" || name == "data_base64" ||
-			strings.ContainsAny(vs[0], "%\\\"") {
+			strings.ContainsAny(vs[0], "%\\\"") || !utf8.ValidString(vs[0]) {
 			return nil, false
 		}
 		attrs = append(attrs, attr{name, vs[0]})
@@ -44,11 +48,11 @@ func binaryAsStructured(h nethttp.Header, body []byte) (raw []byte, ok bool) {
 		raw = append(raw, '"')
 		raw = append(raw, a.name...)
 		raw = append(raw, `":`...)
-		raw = appendJSONString(raw, a.value)
+		raw = pipeline.AppendJSONString(raw, a.value)
 		raw = append(raw, ',')
 	}
 	raw = append(raw, `"datacontenttype":`...)
-	raw = appendJSONString(raw, ct)
+	raw = pipeline.AppendJSONString(raw, ct)
 	raw = append(raw, `,"data":`...)
 	raw = append(raw, body...)
 	return append(raw, '}'), true

@@ -51,6 +51,7 @@ func TestBinaryMatchesSDK(t *testing.T) {
 		{"uppercase header", "application/json", with("CE-Region", "eu"), `{}`, true},
 		{"percent-encoded", "application/json", with("ce-subject", "a%20b"), `{}`, false},
 		{"quote in value", "application/json", with("ce-subject", `say "hi"`), `{}`, false},
+		{"invalid UTF-8 value", "application/json", with("ce-subject", "a\xffb"), `{}`, false},
 		{"text body", "text/plain", base, `hello`, false},
 		{"malformed JSON body", "application/json", base, `{"x":`, false},
 		{"empty body", "application/json", base, ``, false},

@@ -159,34 +159,28 @@ func (h *Handler) entry(raw json.RawMessage, bus string) (pipeline.Record, strin
 func entryEvent(e *PutEventsEntry, detail []byte) []byte {
 	b := make([]byte, 0, 192+len(e.Source)+len(e.DetailType)+len(e.Subject)+len(e.TraceHeader)+len(detail))
 	b = append(b, `{"specversion":"1.0","source":`...)
-	b = appendJSONString(b, e.Source)
+	b = pipeline.AppendJSONString(b, e.Source)
 	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.DetailType)
+	b = pipeline.AppendJSONString(b, e.DetailType)
 	if e.Subject != "" {
 		b = append(b, `,"subject":`...)
-		b = appendJSONString(b, e.Subject)
+		b = pipeline.AppendJSONString(b, e.Subject)
 	}
 	if e.Time != "" {
 		b = append(b, `,"time":`...)
-		b = appendJSONString(b, e.Time)
+		b = pipeline.AppendJSONString(b, e.Time)
 	}
 	if len(e.Resources) > 0 {
 		b = append(b, `,"resources":`...)
-		b = appendJSONString(b, strings.Join(e.Resources, ","))
+		b = pipeline.AppendJSONString(b, strings.Join(e.Resources, ","))
 	}
 	if e.TraceHeader != "" {
 		b = append(b, `,"traceheader":`...)
-		b = appendJSONString(b, e.TraceHeader)
+		b = pipeline.AppendJSONString(b, e.TraceHeader)
 	}
 	b = append(b, `,"datacontenttype":"application/json","data":`...)
 	b = append(b, detail...)
 	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string (encoding/json's escaping).
-func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always encodes
-	return append(b, q...)
 }
 
 // detailJSON accepts Detail as AWS sends it (a string holding a JSON object)

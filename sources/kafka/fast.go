@@ -84,15 +84,15 @@ func (c *Converter) fastMapped(r *kgo.Record, now time.Time) (pipeline.Record, b
 		b = append(b, '"')
 		id = string(b[len(`{"specversion":"1.0","id":"`) : len(b)-1])
 	} else {
-		b = appendString(b, id)
+		b = pipeline.AppendJSONString(b, id)
 	}
 	b = append(b, `,"source":`...)
-	b = appendString(b, src)
+	b = pipeline.AppendJSONString(b, src)
 	b = append(b, `,"type":`...)
-	b = appendString(b, typ)
+	b = pipeline.AppendJSONString(b, typ)
 	if subject != "" {
 		b = append(b, `,"subject":`...)
-		b = appendString(b, subject)
+		b = pipeline.AppendJSONString(b, subject)
 	}
 	b = append(b, `,"datacontenttype":"application/json","time":"`...)
 	b = t.UTC().AppendFormat(b, time.RFC3339Nano)
@@ -158,42 +158,3 @@ func (c *Converter) sourceSafe(s string) bool {
 	c.lastSource.Store(&s)
 	return true
 }
-
-// appendString appends s, valid UTF-8, as a JSON string escaped the way
-// encoding/json escapes it (convert's output goes through json.Marshal),
-// so attributes come out byte for byte as convert writes them.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == 0xe2 && i+2 < len(s) && s[i+1] == 0x80 && (s[i+2] == 0xa8 || s[i+2] == 0xa9) { // U+2028, U+2029
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigit[s[i+2]&0xf])
-			i += 2
-			start = i + 1
-			continue
-		}
-		if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigit[c>>4], hexDigit[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
-}
-
-const hexDigit = "0123456789abcdef"

@@ -140,7 +140,7 @@ func TestFastMappedMatchesConvert(t *testing.T) {
 // TestFastMappedRandom: random JSON objects with awkward strings.
 func TestFastMappedRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	alphabet := []string{"a", "Z", "0", " ", "\"", "\\", "\t", "\n", "\x01", "<", "&", "é", "\u2028", "😀", "/", ":", "%", "."}
+	alphabet := []string{"a", "Z", "0", " ", "\"", "\\", "\t", "\n", "\b", "\f", "\x01", "<", "&", "é", "\u2028", "😀", "/", ":", "%", "."}
 	str := func() string {
 		var sb strings.Builder
 		for range rng.IntN(8) {
