@@ -11,25 +11,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/busbar/busbar/config"
-	"github.com/busbar/busbar/pipeline/pipes"
 	"github.com/busbar/busbar/pipeline/transport"
 	"github.com/busbar/busbar/routers"
 )
 
 // DeadLetterSource is what the dead-letter endpoints need from the engine.
 type DeadLetterSource interface {
+	// Queues are the (rule, target) queues.
 	Queues() []routers.QueueRef
-	DeadLetters() *routers.DeadLetters
-}
-
-// DeadLetterQueueLister is implemented by a DeadLetterSource that names the
-// dead-letter queues of its buses, pipes and sources (routers.BusDLQ,
-// PipeDLQ, SourceDLQ). Without it, GET /v1/dlq lists the buses of Queues()
-// plus "default" and, when the source has Pipes(), its pipes; any queue on
-// the transport can still be read by name.
-type DeadLetterQueueLister interface {
+	// DeadLetterQueues name the dead-letter queues of its buses, pipes
+	// and sources (routers.BusDLQ, PipeDLQ, SourceDLQ). Any queue on the
+	// transport can be read by name, listed here or not.
 	DeadLetterQueues() []routers.DLQ
+	DeadLetters() *routers.DeadLetters
 }
 
 // QueueSummary is one target's dead-letter count.
@@ -148,7 +142,7 @@ func (h *dlqHandler) other(kind routers.DLQKind, mk func(string) routers.DLQ) re
 	code := "Unknown" + strings.ToUpper(string(kind[:1])) + string(kind[1:])
 	return func(w http.ResponseWriter, r *http.Request, dl *routers.DeadLetters) (routers.DLQ, bool) {
 		q := mk(r.PathValue("name"))
-		for _, known := range h.others() {
+		for _, known := range h.src.DeadLetterQueues() {
 			if known == q {
 				return q, true
 			}
@@ -162,27 +156,6 @@ func (h *dlqHandler) other(kind routers.DLQKind, mk func(string) routers.DLQ) re
 		}
 		return q, ok && err == nil
 	}
-}
-
-// others lists the buses', pipes' and sources' queues the engine knows.
-func (h *dlqHandler) others() []routers.DLQ {
-	if l, ok := h.src.(DeadLetterQueueLister); ok {
-		return l.DeadLetterQueues()
-	}
-	out := []routers.DLQ{routers.BusDLQ(config.DefaultBus)}
-	seen := map[string]bool{config.DefaultBus: true}
-	for _, q := range h.src.Queues() {
-		if !seen[q.Bus] {
-			seen[q.Bus] = true
-			out = append(out, routers.BusDLQ(q.Bus))
-		}
-	}
-	if p, ok := h.src.(interface{ Pipes() []*pipes.Pipe }); ok {
-		for _, pipe := range p.Pipes() {
-			out = append(out, routers.PipeDLQ(pipe.Name()))
-		}
-	}
-	return out
 }
 
 func (h *dlqHandler) summary(w http.ResponseWriter, r *http.Request) {
@@ -199,7 +172,7 @@ func (h *dlqHandler) summary(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Queues = append(out.Queues, QueueSummary{QueueRef: q, DeadLetters: n})
 	}
-	for _, q := range h.others() {
+	for _, q := range h.src.DeadLetterQueues() {
 		n, err := dl.Count(r.Context(), q)
 		if err != nil {
 			writeError(w, http.StatusServiceUnavailable, "TransportError", err.Error())

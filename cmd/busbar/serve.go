@@ -94,7 +94,6 @@ func serve(ctx context.Context, f *serveFlags, log *slog.Logger, ready chan<- st
 	mountAPI(mux)
 	closeQuery := mountQuery(ctx, mux, cfg, log)
 	defer closeQuery()
-	var _ api.DeadLetterQueueLister = eng // every bus, pipe and source queue is listed
 	dlq := api.NewDLQHandler(eng)
 	mux.Handle("/v1/dlq", dlq)
 	mux.Handle("/v1/dlq/", dlq)
