@@ -219,20 +219,9 @@ func (d *DeadLetters) List(ctx context.Context, q DLQ, from uint64, limit int) (
 	return out, next, nil
 }
 
-// browse is Inspector.Browse of a topic that may be missing or empty (an
-// empty JetStream stream answers its sequence range as 0–0, and browsing
-// it fails): both read as no records.
+// browse is Inspector.Browse of a topic that may be missing: no records.
+// (An empty topic is an empty page: Inspector.Browse says so.)
 func (d *DeadLetters) browse(ctx context.Context, topic string, from uint64, limit int) ([]transport.StoredMessage, error) {
-	st, err := d.insp.TopicStats(ctx, topic)
-	if errors.Is(err, transport.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	if st.Messages == 0 || from > st.LastSeq {
-		return nil, nil
-	}
 	page, err := d.insp.Browse(ctx, topic, from, limit)
 	if errors.Is(err, transport.ErrNotFound) {
 		return nil, nil

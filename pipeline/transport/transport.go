@@ -159,7 +159,7 @@ type Inspector interface {
 	// TopicStats says how many messages topic holds and their sequence range.
 	TopicStats(ctx context.Context, topic string) (TopicStats, error)
 	// Browse returns up to limit stored messages of topic with sequence ≥
-	// from, oldest first.
+	// from, oldest first; none for an empty topic or from past its end.
 	Browse(ctx context.Context, topic string, from uint64, limit int) ([]StoredMessage, error)
 	// Get returns the message at seq, or an error wrapping ErrNotFound.
 	Get(ctx context.Context, topic string, seq uint64) (StoredMessage, error)
