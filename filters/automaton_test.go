@@ -3,7 +3,6 @@ package filters
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
 	"testing"
 )
 
@@ -47,39 +46,20 @@ func TestFoldAndCIDRKeys(t *testing.T) {
 	values := []any{"OK", "oK", "\u212A", "o\u212A", "\u212Aa", "KA", "Kab", "x@OK", "x@o\u212A", "\xffok", "ok\xff",
 		"É", "xé", "xÉ", "10.1.2.3", "010.1.2.3", "10.1.2.3%eth0", "::ffff:10.1.2.3", "10.2.3.4", "100.1.2.3",
 		"0.1.2.3", "9.1.2.3", "8.255.0.1", "1.2.3.4", "1.2.3.45", "1.2.30.4", "1.2.3", "10", "10.", "fe80::1", "fe80::1%eth0", 10, ""}
-	var rules []Rule
-	var refs []*refRule
-	for i, a := range alts {
+	var patterns [][]byte
+	for _, a := range alts {
 		pb, _ := json.Marshal(map[string]any{"data": map[string]any{"id": []any{a}}})
-		cp, err := compilePattern(pb, compileOpts{maxDepth: DefaultMaxPatternDepth})
-		if err != nil {
-			t.Fatalf("%s: %v", pb, err)
-		}
-		rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Pattern: pb})
-		refs = append(refs, newRefRule(cp))
+		patterns = append(patterns, pb)
 	}
-	m, err := NewMatcher(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rm := newRefMatcher(t, patterns, false)
 	for _, v := range values {
 		eb, _ := json.Marshal(map[string]any{"data": map[string]any{"id": v}})
 		if s, ok := v.(string); ok {
 			eb = []byte(`{"data":{"id":"` + s + `"}}`) // escapes and invalid UTF-8 as written
 		}
-		got, err := m.Match(eb, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, r := range rules {
-			want, err := referenceMatch(refs[i], eb)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if slices.Contains(got, r.Name) != want {
-				t.Errorf("%s, event %s: automaton %v, reference %v", rules[i].Pattern, eb, !want, want)
-			}
-		}
+		rm.check(t, eb, func(r Rule, want bool) {
+			t.Errorf("%s, event %s: automaton %v, reference %v", r.Pattern, eb, !want, want)
+		})
 	}
 }
 
@@ -90,38 +70,19 @@ func TestRegexLiterals(t *testing.T) {
 	regexes := []string{`^ORD-3`, `^ORD-3$`, `^ORD`, `ORD-3`, `^ORD-3.`, `(?i)^ord-3`, `^ORD-3|^X`, `^(ORD)`,
 		`^\QORD-3\E`, `^é`, `^\x{FFFD}`, `^`, `^$`, `^ORD-3\z`, `(?m)^ORD-3$`}
 	values := []any{"ORD-3", "ORD-31", "ord-3", "xORD-3", "ORD-", "", "é!", "\xff", "\ufffd", 3, "ORD-3\n", "X"}
-	var rules []Rule
-	var refs []*refRule
-	for i, re := range regexes {
+	var patterns [][]byte
+	for _, re := range regexes {
 		pb, _ := json.Marshal(map[string]any{"data": map[string]any{"id": []any{map[string]any{"regex": re}}}})
-		cp, err := compilePattern(pb, compileOpts{maxDepth: DefaultMaxPatternDepth})
-		if err != nil {
-			t.Fatalf("%s: %v", re, err)
-		}
-		rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Pattern: pb})
-		refs = append(refs, newRefRule(cp))
+		patterns = append(patterns, pb)
 	}
-	m, err := NewMatcher(rules)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rm := newRefMatcher(t, patterns, false)
 	for _, v := range values {
 		eb, _ := json.Marshal(map[string]any{"data": map[string]any{"id": v}})
 		if s, ok := v.(string); ok && s == "\xff" {
 			eb = []byte(`{"data":{"id":"` + s + `"}}`) // invalid UTF-8 as is
 		}
-		got, err := m.Match(eb, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, r := range rules {
-			want, err := referenceMatch(refs[i], eb)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if slices.Contains(got, r.Name) != want {
-				t.Errorf("regex %q, event %s: automaton %v, reference %v", regexes[i], eb, !want, want)
-			}
-		}
+		rm.check(t, eb, func(r Rule, want bool) {
+			t.Errorf("%s, event %s: automaton %v, reference %v", r.Pattern, eb, !want, want)
+		})
 	}
 }

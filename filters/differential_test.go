@@ -27,6 +27,57 @@ func newRefRule(cp *compiledPattern) *refRule {
 	return &refRule{cp: cp, a: a}
 }
 
+// refMatcher is a matcher built from patterns together with each rule's
+// reference, to compare their verdicts (check).
+type refMatcher struct {
+	m     Matcher
+	rules []Rule
+	refs  []*refRule
+}
+
+// newRefMatcher compiles the patterns, the ith as rule "r<i>". A pattern
+// that does not compile fails t, or is left out when skipBad.
+func newRefMatcher(t *testing.T, patterns [][]byte, skipBad bool) *refMatcher {
+	t.Helper()
+	rm := &refMatcher{}
+	for i, pb := range patterns {
+		cp, err := compilePattern(pb, compileOpts{maxDepth: DefaultMaxPatternDepth})
+		if err != nil {
+			if skipBad {
+				continue
+			}
+			t.Fatalf("%s: %v", pb, err)
+		}
+		rm.rules = append(rm.rules, Rule{Name: fmt.Sprintf("r%d", i), Pattern: pb})
+		rm.refs = append(rm.refs, newRefRule(cp))
+	}
+	m, err := NewMatcher(rm.rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm.m = m
+	return rm
+}
+
+// check matches event and calls differ with each rule whose verdict is not
+// the reference's (want).
+func (rm *refMatcher) check(t *testing.T, event []byte, differ func(r Rule, want bool)) {
+	t.Helper()
+	got, err := rm.m.Match(event, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rm.rules {
+		want, err := referenceMatch(rm.refs[i], event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Contains(got, r.Name) != want {
+			differ(r, want)
+		}
+	}
+}
+
 // referenceMatch evaluates one compiled pattern directly.
 func referenceMatch(rr *refRule, event []byte) (bool, error) {
 	cp, a := rr.cp, rr.a
@@ -197,36 +248,17 @@ func TestAutomatonMatchesReference(t *testing.T) {
 		iters = 30
 	}
 	for it := range iters {
-		var rules []Rule
-		var refs []*refRule
-		for i := range 60 {
-			pb, _ := json.Marshal(g.pattern(0))
-			cp, err := compilePattern(pb, compileOpts{maxDepth: DefaultMaxPatternDepth})
-			if err != nil {
-				continue // generated an invalid pattern (e.g. empty range): fine
-			}
-			rules = append(rules, Rule{Name: fmt.Sprintf("r%d", i), Pattern: pb})
-			refs = append(refs, newRefRule(cp))
+		patterns := make([][]byte, 60)
+		for i := range patterns {
+			patterns[i], _ = json.Marshal(g.pattern(0))
 		}
-		m, err := NewMatcher(rules)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// An invalid generated pattern (e.g. an empty range) is left out.
+		rm := newRefMatcher(t, patterns, true)
 		for range 30 {
 			eb, _ := json.Marshal(g.event())
-			got, err := m.Match(eb, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, r := range rules {
-				want, err := referenceMatch(refs[i], eb)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if slices.Contains(got, r.Name) != want {
-					t.Fatalf("iteration %d: rule %s\npattern %s\nevent %s\nautomaton %v, reference %v", it, r.Name, r.Pattern, eb, !want, want)
-				}
-			}
+			rm.check(t, eb, func(r Rule, want bool) {
+				t.Fatalf("iteration %d: rule %s\npattern %s\nevent %s\nautomaton %v, reference %v", it, r.Name, r.Pattern, eb, !want, want)
+			})
 		}
 	}
 }
